@@ -1,0 +1,137 @@
+"""Run configuration: frozen dataclasses and the named suites.
+
+A `RunConfig` is fully resolved before any training starts: every name is checked and every
+number validated here, so a typo fails in a second instead of after an hour of training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from bench.datasets import SCENARIOS, get_scenario, validate_d2_train_size
+from bench.engine import Recipe
+from bench.errors import unknown_name_error
+
+SUITES = ("smoke", "quick", "full")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's numbers (the output folder and device aside)."""
+
+    suite: str
+    """Name of the preset this configuration started from."""
+    scenarios: tuple[str, ...]
+    initializers: tuple[str, ...]
+    num_seeds: int
+    """Seeds 0 .. num_seeds-1 are trained, paired across initializers."""
+    learning_rates: tuple[float, ...]
+    """D2 learning-rate grid; each initializer is reported at its best validation rate."""
+    student: Recipe
+    """D2 training recipe; its learning_rate is replaced by each value of the grid."""
+    teacher: Recipe
+    """D1 training recipe of the teachers."""
+    d2_train_sizes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """D2 training sizes per scenario; a scenario not listed uses its default size."""
+    chunk_size: int = 32
+    """Seeds trained together in one cell; results do not depend on it."""
+    suite_seed: int = 0
+    """Root of every per-seed random generator."""
+    device: str = "cpu"
+    reference: str = "uniform"
+    """Initializer the statistics compare against."""
+    init_options: dict = field(default_factory=dict)
+    """Options passed to every initializer (e.g. unseen_classes, unseen_class_bias)."""
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @staticmethod
+    def from_dict(data: dict) -> "RunConfig":
+        data = dict(data)
+        data["student"], data["teacher"] = Recipe(**data["student"]), Recipe(**data["teacher"])
+        for key in ("scenarios", "initializers", "learning_rates"):
+            data[key] = tuple(data[key])
+        data["d2_train_sizes"] = {k: tuple(v) for k, v in data["d2_train_sizes"].items()}
+        return RunConfig(**data)
+
+    def sizes_for(self, scenario: str) -> tuple[int, ...]:
+        """Return the D2 training sizes run for `scenario`."""
+        default = get_scenario(scenario).default_d2_train_size
+        return self.d2_train_sizes.get(scenario, (default,))
+
+
+def scenario_label(scenario: str, d2_train_size: int) -> str:
+    """Return the label of a scenario instance: the name, plus "@n<size>" off the default."""
+    if d2_train_size == get_scenario(scenario).default_d2_train_size:
+        return scenario
+    return f"{scenario}@n{d2_train_size}"
+
+
+def suite_config(suite: str, available_initializers: list[str]) -> RunConfig:
+    """Return the preset named `suite`.
+
+    smoke: one scenario, three initializers, 4 seeds, short budgets (seconds).
+    quick: mnist1d-subset, every registered initializer, 16 seeds, three learning rates.
+    full: every scenario, every initializer, 32 seeds, D2 sizes 500-4000 on MNIST-1D.
+    """
+    if suite not in SUITES:
+        raise unknown_name_error("suite", suite, SUITES)
+
+    if suite == "smoke":
+        return RunConfig(
+            suite=suite, scenarios=("mnist1d-subset",),
+            initializers=("uniform", "xavier", "copy-exact"), num_seeds=4,
+            learning_rates=(1e-3,),
+            student=Recipe("adam", 1e-3, num_steps=200, eval_every=25),
+            teacher=Recipe("adam", 3e-3, num_steps=200, eval_every=100),
+        )
+    if suite == "quick":
+        return RunConfig(
+            suite=suite, scenarios=("mnist1d-subset",),
+            initializers=tuple(available_initializers), num_seeds=16,
+            learning_rates=(3e-4, 1e-3, 3e-3),
+            student=Recipe("adam", 1e-3, num_steps=1000, eval_every=50),
+            teacher=Recipe("adam", 3e-3, num_steps=1500, eval_every=250),
+        )
+    return RunConfig(
+        suite=suite, scenarios=tuple(SCENARIOS),
+        initializers=tuple(available_initializers), num_seeds=32,
+        learning_rates=(3e-4, 1e-3, 3e-3),
+        student=Recipe("adam", 1e-3, num_steps=2000, eval_every=50),
+        teacher=Recipe("adam", 3e-3, num_steps=2000, eval_every=250),
+        d2_train_sizes={"mnist1d-subset": (500, 1000, 2000, 4000)},
+    )
+
+
+def validate(config: RunConfig, available_initializers: list[str]) -> None:
+    """Raise a clear error for any unknown name or impossible number in `config`."""
+    for scenario in config.scenarios:
+        spec = get_scenario(scenario)
+        for size in config.sizes_for(scenario):
+            validate_d2_train_size(spec, size)
+    for name in config.initializers:
+        if name not in available_initializers:
+            raise unknown_name_error("initializer", name, available_initializers)
+    if config.reference not in available_initializers:
+        raise unknown_name_error("reference initializer", config.reference,
+                                 available_initializers)
+
+    _positive_int("num_seeds", config.num_seeds, "the number of seeds, e.g. --seeds 16")
+    _positive_int("chunk_size", config.chunk_size, "seeds per cell, e.g. --chunk-size 32")
+    if config.suite_seed < 0:
+        raise ValueError(f"suite_seed={config.suite_seed} is invalid: use a non-negative integer.")
+    if not config.learning_rates or any(not (lr > 0) for lr in config.learning_rates):
+        raise ValueError(f"learning_rates={config.learning_rates} is invalid: give one or more "
+                         f"positive numbers, e.g. --learning-rates 3e-4,1e-3.")
+    if len(set(config.initializers)) != len(config.initializers):
+        raise ValueError(f"initializers={config.initializers} lists a name twice; list each once.")
+    if config.device not in ("cpu", "cuda") and not config.device.startswith("cuda:"):
+        raise ValueError(f"device={config.device!r} is invalid: use 'cpu' or 'cuda'.")
+
+
+def _positive_int(name: str, value, meaning: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}={value!r} is invalid: it must be a positive integer ({meaning}).")
