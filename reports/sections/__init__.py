@@ -18,6 +18,8 @@ SECTION_MODULES = [
     "convergence",
     "variance",
     "diagnostics",
+    "ranking",
+    "appendix",
 ]
 """Module names under reports.sections, in report order."""
 

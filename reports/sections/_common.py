@@ -1,0 +1,98 @@
+"""Lookups into an Analysis and number formatting shared by the report sections."""
+
+from __future__ import annotations
+
+import math
+
+from tabulate import tabulate
+
+LABELS = {
+    "test/accuracy": "test accuracy",
+    "test/loss": "test loss",
+    "test/accuracy_auc": "area under test-accuracy curve",
+    "val/accuracy": "validation accuracy",
+    "convergence/steps_to_threshold": "steps to threshold",
+    "train/loss@10%": "train loss at 10% of budget",
+    "train/loss@25%": "train loss at 25% of budget",
+    "train/loss": "final train loss",
+    "init/d1_accuracy": "D1 accuracy at init",
+    "init/teacher_agreement": "agreement with teacher at init",
+    "init/teacher_logit_max_abs_diff": "max |logit − teacher logit| at init",
+    "init/dead_unit_fraction": "dead-unit fraction at init",
+    "init/d2_loss": "D2 test loss at step 0",
+    "init/d2_accuracy": "D2 test accuracy at step 0",
+}
+
+
+def label(metric: str) -> str:
+    """Return the report label of a metric (its name when it has none)."""
+    return LABELS.get(metric, metric)
+
+
+def summary(analysis, scenario: str, metric: str, initializer: str):
+    for item in analysis.summaries:
+        if (item.scenario, item.metric, item.initializer) == (scenario, metric, initializer):
+            return item
+    return None
+
+
+def comparison(analysis, scenario: str, metric: str, initializer: str):
+    for item in analysis.comparisons:
+        if (item.scenario, item.metric, item.initializer) == (scenario, metric, initializer):
+            return item
+    return None
+
+
+def find_test(tests, name_prefix: str):
+    """Return the adjusted test whose name starts with `name_prefix`, or None."""
+    for test in tests:
+        if test.result.test.lower().startswith(name_prefix):
+            return test
+    return None
+
+
+def number(value, digits: int = 3) -> str:
+    """Format a number, or "n/a" for None or a non-finite value (never a bare NaN)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+
+
+def estimate_text(estimate, digits: int = 3) -> str:
+    """Format "value [low, high]", or "not testable" when the estimate has no value."""
+    if estimate is None:
+        return "n/a"
+    if estimate.value is None:
+        return "not testable"
+    if estimate.low is None or estimate.high is None:
+        return number(estimate.value, digits)
+    return f"{number(estimate.value, digits)} [{number(estimate.low, digits)}, {number(estimate.high, digits)}]"
+
+
+def p_text(test, alpha: float = 0.05) -> str:
+    """Format an adjusted p-value with a * when it is below alpha, or the not-testable reason."""
+    if test is None:
+        return "–"
+    if test.p_adjusted is None:
+        return "not testable"
+    star = "*" if test.p_adjusted < alpha else ""
+    return f"{test.p_adjusted:.3g}{star}"
+
+
+def table(rows: list[list], headers: list[str]) -> tuple[str, str]:
+    """Render rows as (HTML, Markdown) tables with tabulate."""
+    html = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True)
+    markdown = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    return html, markdown
+
+
+def scenarios(tidy) -> list[str]:
+    return sorted(tidy.scenario.unique())
+
+
+def initializers(tidy, scenario: str, reference: str) -> list[str]:
+    """Return the scenario's initializers, the reference first, then alphabetical."""
+    names = sorted(tidy[tidy.scenario == scenario].initializer.unique())
+    return ([reference] if reference in names else []) + [n for n in names if n != reference]
