@@ -7,19 +7,19 @@ Non-finite values (NaN, ±inf) are dropped before any computation, pairwise for 
 functions, and the count dropped is reported. Results that cannot be computed carry a reason
 string in `not_testable` (or `note` for a missing interval) instead of a NaN.
 
-Survival, ranking, power and equivalence functions live in `reports.survival`,
-`reports.ranking` and `reports.power`; they are re-exported here so that callers need only
-`reports.stats`.
+Bootstrap intervals, effect sizes, survival, ranking, power and equivalence live in
+`reports.bootstrap`, `reports.effects`, `reports.survival`, `reports.ranking` and
+`reports.power`; they are re-exported here so that callers need only `reports.stats`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import gc
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import scipy.stats
-from scipy.special import gammaln
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
@@ -33,12 +33,24 @@ from reports.core import (
     is_constant,
     quiet_numerics,
 )
+from reports.bootstrap import (
+    IQM_DEFINITION,
+    bca_bounds,
+    bootstrap_ci,
+    bootstrap_cis,
+    bootstrap_method,
+    check_bootstrap_options,
+    interval_estimate,
+    too_few,
+)
+from reports.effects import effect_sizes, seed_counts, weighted_mean_var
 from reports.methods import AnalysisOptions, methods_text
 from reports.power import power_analysis, tost
 from reports.ranking import RankingResult, friedman_nemenyi
 from reports.survival import KMResult, kaplan_meier, logrank
 
 __all__ = [
+    "IQM_DEFINITION",
     "MIN_SAMPLES",
     "AnalysisOptions",
     "Estimate",
@@ -65,169 +77,7 @@ __all__ = [
 
 ArrayLike = Sequence[float] | np.ndarray
 
-IQM_DEFINITION = "interquartile mean = scipy.stats.trim_mean(x, 0.25): 25% trimmed from each end"
 CORRECTIONS = ("holm", "fdr_bh")
-
-
-def _iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    return scipy.stats.trim_mean(values, 0.25, axis=axis)
-
-
-STATISTICS: dict[str, Callable[..., np.ndarray]] = {
-    "mean": np.mean,
-    "median": np.median,
-    "iqm": _iqm,
-}
-
-
-# Bootstrap intervals
-
-
-def _check_bootstrap_options(confidence: float, n_resamples: int) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(
-            f"`confidence` must be strictly between 0 and 1, got {confidence!r}; "
-            "pass e.g. 0.95 for a 95% interval."
-        )
-    if int(n_resamples) != n_resamples or n_resamples < 1:
-        raise ValueError(
-            f"`n_resamples` must be a positive integer, got {n_resamples!r}; "
-            "pass e.g. 9999 (SciPy's default)."
-        )
-
-
-def _bca_bounds(
-    data: tuple[np.ndarray, ...],
-    statistic: Callable[..., np.ndarray],
-    *,
-    paired: bool,
-    confidence: float,
-    n_resamples: int,
-    random_state: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Run `scipy.stats.bootstrap` (BCa) on a vectorized, possibly vector-valued statistic.
-
-    Returns:
-        Lower and upper bounds, shape `(num_statistics,)`; NaN where BCa is undefined.
-    """
-    with quiet_numerics():
-        result = scipy.stats.bootstrap(
-            data,
-            statistic,
-            n_resamples=int(n_resamples),
-            vectorized=True,
-            paired=paired,
-            confidence_level=confidence,
-            method="BCa",
-            rng=np.random.default_rng(random_state),
-        )
-    interval = result.confidence_interval
-    return np.atleast_1d(interval.low), np.atleast_1d(interval.high)
-
-
-def _bootstrap_method(n_resamples: int, confidence: float, paired: bool) -> str:
-    resampling = "paired resampling of seeds" if paired else "seeds resampled within each arm"
-    return (
-        f"BCa bootstrap (scipy.stats.bootstrap), {int(n_resamples)} resamples, "
-        f"{confidence:.0%}, {resampling}"
-    )
-
-
-def _interval_estimate(value: float | None, low: float, high: float, method: str) -> Estimate:
-    """Build an Estimate and explain a missing interval, which BCa leaves as NaN."""
-    value = finite_or_none(value)
-    low_value, high_value = finite_or_none(low), finite_or_none(high)
-    if value is not None and (low_value is None or high_value is None):
-        note = (
-            "BCa interval undefined: the bootstrap or jackknife distribution is degenerate "
-            "(too few distinct values)"
-        )
-        return Estimate(value, None, None, method, note=note)
-    return Estimate(value, low_value, high_value, method)
-
-
-def _too_few(n: int, what: str) -> str:
-    return f"only {n} finite {what} (at least {MIN_SAMPLES} are needed)"
-
-
-def bootstrap_cis(
-    values: ArrayLike,
-    statistics: Sequence[str] = ("mean", "median", "iqm"),
-    *,
-    confidence: float = 0.95,
-    n_resamples: int = 9999,
-    random_state: int = 0,
-) -> dict[str, Estimate]:
-    """Estimate several location statistics with BCa bootstrap intervals from one resampling.
-
-    Estimator: the sample mean, the sample median, and the interquartile mean
-    `scipy.stats.trim_mean(x, 0.25)`; intervals by the bias-corrected and accelerated
-    bootstrap (Efron 1987; SciPy's `bootstrap`, method "BCa"). Assumes independent seeds.
-
-    Args:
-        values: one value per seed, shape `(num_seeds,)`; non-finite values are dropped.
-        statistics: names among "mean", "median", "iqm".
-        confidence: confidence level of the two-sided interval.
-        n_resamples: bootstrap resamples.
-        random_state: seed of the resampling generator.
-
-    Returns:
-        One Estimate per requested statistic, keyed by name.
-    """
-    unknown = [name for name in statistics if name not in STATISTICS]
-    if unknown:
-        raise ValueError(
-            f"`statistic` must be one of {sorted(STATISTICS)}, got {unknown[0]!r}; "
-            "use 'iqm' for the interquartile mean."
-        )
-    _check_bootstrap_options(confidence, n_resamples)
-
-    sample, _ = as_sample(values, "values")
-    method = _bootstrap_method(n_resamples, confidence, paired=False)
-    if sample.size < MIN_SAMPLES:
-        reason = _too_few(sample.size, "values")
-        return {name: Estimate(None, None, None, method, not_testable=reason) for name in statistics}
-
-    points = [float(STATISTICS[name](sample)) for name in statistics]
-    if is_constant(sample):
-        note = f"all {sample.size} values are equal, so the interval is undefined"
-        return {
-            name: Estimate(point, None, None, method, note=note)
-            for name, point in zip(statistics, points)
-        }
-
-    def statistic(data: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.stack([STATISTICS[name](data, axis=axis) for name in statistics])
-
-    lows, highs = _bca_bounds(
-        (sample,), statistic, paired=False, confidence=confidence,
-        n_resamples=n_resamples, random_state=random_state,
-    )
-    return {
-        name: _interval_estimate(point, low, high, method)
-        for name, point, low, high in zip(statistics, points, lows, highs)
-    }
-
-
-def bootstrap_ci(
-    values: ArrayLike,
-    statistic: str = "mean",
-    *,
-    confidence: float = 0.95,
-    n_resamples: int = 9999,
-    random_state: int = 0,
-) -> Estimate:
-    """Estimate the mean, median or interquartile mean with a BCa bootstrap interval.
-
-    See `bootstrap_cis` for the estimators and assumptions. `statistic="iqm"` is
-    `scipy.stats.trim_mean(x, 0.25)`.
-    """
-    estimates = bootstrap_cis(
-        values, (statistic,), confidence=confidence,
-        n_resamples=n_resamples, random_state=random_state,
-    )
-    return estimates[statistic]
-
 
 # Location tests
 
@@ -262,7 +112,7 @@ def _wilcoxon(differences: np.ndarray, n_dropped: int) -> TestResult:
         return TestResult("wilcoxon", None, None, n, convention, reason, n_dropped)
 
     if n < MIN_SAMPLES:
-        return untestable(_too_few(n, "pairs"))
+        return untestable(too_few(n, "pairs"))
     nonzero = differences[differences != 0]
     if nonzero.size == 0:
         return untestable(f"all {n} paired differences are zero")
@@ -288,7 +138,7 @@ def _paired_t(differences: np.ndarray, n_dropped: int) -> TestResult:
         return TestResult("paired-t", None, None, n, convention, reason, n_dropped)
 
     if n < MIN_SAMPLES:
-        return untestable(_too_few(n, "pairs"))
+        return untestable(too_few(n, "pairs"))
     if is_constant(differences):
         return untestable(
             f"all {n} paired differences equal {differences[0]:g} (zero variance), "
@@ -344,7 +194,7 @@ def _welch(x: np.ndarray, y: np.ndarray, n_dropped: int) -> TestResult:
     n = x.size + y.size
     convention = "Welch's unequal-variance t, Welch-Satterthwaite df, two-sided"
     if min(x.size, y.size) < MIN_SAMPLES:
-        reason = _too_few(min(x.size, y.size), "values in one arm")
+        reason = too_few(min(x.size, y.size), "values in one arm")
         return TestResult("welch", None, None, n, convention, reason, n_dropped)
     if is_constant(x) and is_constant(y):
         reason = "both arms have zero variance, so the t statistic is undefined"
@@ -362,7 +212,7 @@ def _mann_whitney(x: np.ndarray, y: np.ndarray, n_dropped: int) -> TestResult:
         f"method='auto', use_continuity=True: {_mann_whitney_method(x, y)}"
     )
     if min(x.size, y.size) < MIN_SAMPLES:
-        reason = _too_few(min(x.size, y.size), "values in one arm")
+        reason = too_few(min(x.size, y.size), "values in one arm")
         return TestResult("mann-whitney", None, None, n, convention, reason, n_dropped)
     if is_constant(np.concatenate([x, y])):
         reason = f"all {n} values are tied, so the ranks carry no information"
@@ -428,195 +278,19 @@ def adjust(p_values: Sequence[float | None], method: str = "holm") -> list[float
     adjusted: list[float | None] = [None] * len(p_values)
     if not present:
         return adjusted
-    _, corrected, _, _ = multipletests([float(p_values[i]) for i in present], method=method)
+    # statsmodels 0.15 runs gc.collect() inside every Holm call, which costs ~0.1 s with a
+    # large heap; freezing the existing objects makes that collection cheap.
+    frozen_here = gc.get_freeze_count() == 0
+    if frozen_here:
+        gc.freeze()
+    try:
+        _, corrected, _, _ = multipletests([float(p_values[i]) for i in present], method=method)
+    finally:
+        if frozen_here:
+            gc.unfreeze()
     for i, value in zip(present, corrected):
         adjusted[i] = float(value)
     return adjusted
-
-
-# Effect sizes
-
-
-def _cliffs_delta(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Cliff's delta P(X > Y) - P(X < Y) over all pairs, from midranks (vectorized, last axis)."""
-    num_x, num_y = x.shape[-1], y.shape[-1]
-    ranks = scipy.stats.rankdata(np.concatenate([x, y], axis=-1), axis=-1)
-    u_statistic = ranks[..., :num_x].sum(axis=-1) - num_x * (num_x + 1) / 2
-    return 2.0 * u_statistic / (num_x * num_y) - 1.0
-
-
-def _hedges_g(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Hedges' g with the exact small-sample factor J(df) (Hedges & Olkin 1985, eq. 5.2.10)."""
-    num_x, num_y = x.shape[-1], y.shape[-1]
-    df = num_x + num_y - 2
-    pooled_var = ((num_x - 1) * x.var(axis=-1, ddof=1) + (num_y - 1) * y.var(axis=-1, ddof=1)) / df
-    correction = np.exp(gammaln(df / 2) - gammaln((df - 1) / 2)) / np.sqrt(df / 2)
-    return correction * (x.mean(axis=-1) - y.mean(axis=-1)) / np.sqrt(pooled_var)
-
-
-def _d_z(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Cohen's d_z: mean of the paired differences over their standard deviation (ddof=1)."""
-    differences = x - y
-    return differences.mean(axis=-1) / differences.std(axis=-1, ddof=1)
-
-
-def _paired_improvement(sign: float) -> Callable[..., np.ndarray]:
-    def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-        oriented = sign * (x - y)
-        return np.mean((oriented > 0) + 0.5 * (oriented == 0), axis=-1)
-
-    return statistic
-
-
-EFFECT_SIZE_CONVENTION = {
-    "hedges_g": "Hedges' g = J * (mean_x - mean_y) / pooled SD, exact J(df = n_x + n_y - 2)",
-    "d_z": "Cohen's d_z = mean(x - y) / SD(x - y), ddof = 1, no small-sample correction",
-    "cliffs_delta": "Cliff's delta = P(X > Y) - P(X < Y) over all arm x reference pairs",
-    "a12": "Vargha-Delaney A12 = P(X > Y) + P(X = Y) / 2 = (delta + 1) / 2",
-    "prob_improvement_paired": (
-        "share of seeds on which the arm beats the reference in the metric's direction, "
-        "ties count 1/2"
-    ),
-    "prob_improvement_unpaired": (
-        "P(arm beats reference) over all pairs in the metric's direction, ties count 1/2 "
-        "(A12 when higher is better, 1 - A12 otherwise)"
-    ),
-}
-
-
-def effect_sizes(
-    x: ArrayLike,
-    y: ArrayLike,
-    *,
-    paired: bool,
-    higher_is_better: bool,
-    confidence: float = 0.95,
-    n_resamples: int = 9999,
-    random_state: int = 0,
-) -> dict[str, Estimate]:
-    """Estimate standardized and rank-based effect sizes of arm `x` against reference `y`.
-
-    Estimators: Hedges' g (unpaired) or Cohen's d_z (paired), signed as x - y; Cliff's delta
-    (Cliff 1993) and Vargha-Delaney A12 (Vargha & Delaney 2000), signed as x - y; and the
-    probability of improvement, oriented so that values above 1/2 favour the arm. Intervals:
-    BCa bootstrap, resampling pairs when paired. A12 and the unpaired probability of
-    improvement are affine maps of delta, so their intervals are the mapped delta interval
-    (BCa is equivariant under such maps). Assumes independent seeds.
-
-    Args:
-        x: the arm's values, shape `(num_seeds,)`.
-        y: the reference's values, shape `(num_seeds,)` (same seed order when paired).
-        paired: resample and compare seed by seed.
-        higher_is_better: direction of the metric, used by `prob_improvement` only.
-        confidence, n_resamples, random_state: bootstrap settings.
-
-    Returns:
-        Keys "d_z" (paired) or "hedges_g" (unpaired), "cliffs_delta", "a12",
-        "prob_improvement".
-    """
-    _check_bootstrap_options(confidence, n_resamples)
-    if paired:
-        x_values, y_values, _ = as_pairs(x, y)
-    else:
-        x_values, _ = as_sample(x, "x")
-        y_values, _ = as_sample(y, "y")
-
-    standardized = "d_z" if paired else "hedges_g"
-    names = [standardized, "cliffs_delta", "a12", "prob_improvement"]
-    method = _bootstrap_method(n_resamples, confidence, paired)
-    smallest = min(x_values.size, y_values.size)
-    if smallest < MIN_SAMPLES:
-        reason = _too_few(smallest, "pairs" if paired else "values in one arm")
-        return {name: Estimate(None, None, None, method, not_testable=reason) for name in names}
-
-    sign = 1.0 if higher_is_better else -1.0
-    if paired:
-        return _paired_effects(x_values, y_values, sign, method, confidence, n_resamples, random_state)
-    return _unpaired_effects(x_values, y_values, sign, method, confidence, n_resamples, random_state)
-
-
-def _paired_effects(
-    x: np.ndarray, y: np.ndarray, sign: float, method: str,
-    confidence: float, n_resamples: int, random_state: int,
-) -> dict[str, Estimate]:
-    improvement = _paired_improvement(sign)
-
-    def statistic(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.stack([_d_z(a, b), _cliffs_delta(a, b), improvement(a, b)])
-
-    with quiet_numerics():
-        points = statistic(x, y)
-    lows, highs = _bca_bounds(
-        (x, y), statistic, paired=True, confidence=confidence,
-        n_resamples=n_resamples, random_state=random_state,
-    )
-
-    differences = x - y
-    if is_constant(differences):
-        reason = f"all {x.size} paired differences are equal (zero variance), so d_z is undefined"
-        d_z = Estimate(None, None, None, method, not_testable=reason)
-    else:
-        d_z = _interval_estimate(points[0], lows[0], highs[0], method)
-    delta = _interval_estimate(points[1], lows[1], highs[1], method)
-    return {
-        "d_z": _with_convention(d_z, "d_z"),
-        "cliffs_delta": _with_convention(delta, "cliffs_delta"),
-        "a12": _with_convention(_affine(delta, 0.5, 0.5), "a12"),
-        "prob_improvement": _with_convention(
-            _interval_estimate(points[2], lows[2], highs[2], method), "prob_improvement_paired"
-        ),
-    }
-
-
-def _unpaired_effects(
-    x: np.ndarray, y: np.ndarray, sign: float, method: str,
-    confidence: float, n_resamples: int, random_state: int,
-) -> dict[str, Estimate]:
-    def statistic(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.stack([_hedges_g(a, b), _cliffs_delta(a, b)])
-
-    with quiet_numerics():
-        points = statistic(x, y)
-    lows, highs = _bca_bounds(
-        (x, y), statistic, paired=False, confidence=confidence,
-        n_resamples=n_resamples, random_state=random_state,
-    )
-
-    if is_constant(x) and is_constant(y):
-        reason = "both arms have zero variance, so the pooled SD is 0 and g is undefined"
-        hedges_g = Estimate(None, None, None, method, not_testable=reason)
-    else:
-        hedges_g = _interval_estimate(points[0], lows[0], highs[0], method)
-    delta = _interval_estimate(points[1], lows[1], highs[1], method)
-    a12 = _affine(delta, 0.5, 0.5)
-    improvement = a12 if sign > 0 else _affine(delta, -0.5, 0.5)
-    return {
-        "hedges_g": _with_convention(hedges_g, "hedges_g"),
-        "cliffs_delta": _with_convention(delta, "cliffs_delta"),
-        "a12": _with_convention(a12, "a12"),
-        "prob_improvement": _with_convention(improvement, "prob_improvement_unpaired"),
-    }
-
-
-def _affine(estimate: Estimate, scale: float, offset: float) -> Estimate:
-    """Map an Estimate through v -> scale * v + offset, swapping the bounds when scale < 0."""
-
-    def mapped(value: float | None) -> float | None:
-        return None if value is None else scale * value + offset
-
-    low, high = mapped(estimate.low), mapped(estimate.high)
-    if scale < 0:
-        low, high = high, low
-    return Estimate(mapped(estimate.value), low, high, estimate.method,
-                    estimate.not_testable, estimate.note)
-
-
-def _with_convention(estimate: Estimate, key: str) -> Estimate:
-    return Estimate(
-        estimate.value, estimate.low, estimate.high,
-        f"{EFFECT_SIZE_CONVENTION[key]}; {estimate.method}",
-        estimate.not_testable, estimate.note,
-    )
 
 
 # Variance
@@ -647,7 +321,7 @@ def variance_tests(x: ArrayLike, y: ArrayLike) -> list[TestResult]:
 
     reason = None
     if min(x_values.size, y_values.size) < MIN_SAMPLES:
-        reason = _too_few(min(x_values.size, y_values.size), "values in one arm")
+        reason = too_few(min(x_values.size, y_values.size), "values in one arm")
     elif is_constant(x_values) and is_constant(y_values):
         reason = "both arms have zero variance"
 
@@ -688,25 +362,32 @@ def sd_ratio_ci(
     Returns:
         The ratio with its interval, or not testable when SD(y) is 0 or an arm is too small.
     """
-    _check_bootstrap_options(confidence, n_resamples)
+    check_bootstrap_options(confidence, n_resamples)
     if paired:
         x_values, y_values, _ = as_pairs(x, y)
-        method = _bootstrap_method(n_resamples, confidence, paired=True)
+        method = bootstrap_method(n_resamples, confidence, paired=True)
     else:
         x_values, _ = as_sample(x, "x")
         y_values, _ = as_sample(y, "y")
-        method = f"F-distribution interval for a ratio of normal variances, square-rooted, {confidence:.0%}"
+        method = (
+            "F-distribution interval for a ratio of normal variances, square-rooted, "
+            f"{confidence:.0%}"
+        )
 
     smallest = min(x_values.size, y_values.size)
     if smallest < MIN_SAMPLES:
-        return Estimate(None, None, None, method, not_testable=_too_few(smallest, "values in one arm"))
+        return Estimate(
+            None, None, None, method, not_testable=too_few(smallest, "values in one arm")
+        )
     if is_constant(y_values):
         reason = "the reference has zero variance, so the ratio is undefined"
         return Estimate(None, None, None, method, not_testable=reason)
 
     ratio = float(np.std(x_values, ddof=1) / np.std(y_values, ddof=1))
     if paired:
-        return _paired_sd_ratio(x_values, y_values, ratio, method, confidence, n_resamples, random_state)
+        return _paired_sd_ratio(
+            x_values, y_values, ratio, method, confidence, n_resamples, random_state
+        )
 
     alpha = 1.0 - confidence
     df_x, df_y = x_values.size - 1, y_values.size - 1
@@ -716,21 +397,33 @@ def sd_ratio_ci(
 
 
 def _paired_sd_ratio(
-    x: np.ndarray, y: np.ndarray, ratio: float, method: str,
-    confidence: float, n_resamples: int, random_state: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    ratio: float,
+    method: str,
+    confidence: float,
+    n_resamples: int,
+    random_state: int,
 ) -> Estimate:
     if is_constant(x):
         note = "the arm has zero variance in every resample, so the interval is undefined"
         return Estimate(ratio, None, None, method, note=note)
 
-    def statistic(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-        return a.std(axis=-1, ddof=1) / b.std(axis=-1, ddof=1)
+    def statistic(indices: np.ndarray, axis: int = -1) -> np.ndarray:
+        counts = seed_counts(indices, x.size)
+        _, var_x = weighted_mean_var(counts, x)
+        _, var_y = weighted_mean_var(counts, y)
+        return np.sqrt(var_x / var_y)
 
-    lows, highs = _bca_bounds(
-        (x, y), statistic, paired=True, confidence=confidence,
-        n_resamples=n_resamples, random_state=random_state,
+    lows, highs = bca_bounds(
+        (np.arange(x.size),),
+        statistic,
+        paired=False,
+        confidence=confidence,
+        n_resamples=n_resamples,
+        random_state=random_state,
     )
-    return _interval_estimate(ratio, lows[0], highs[0], method)
+    return interval_estimate(ratio, lows[0], highs[0], method)
 
 
 # Honesty checks
@@ -762,7 +455,9 @@ def failure_rate(n_failed: int, n_total: int, confidence: float = 0.95) -> Estim
     method = f"Wilson score interval, {confidence:.0%}"
     if n_total == 0:
         return Estimate(None, None, None, method, not_testable="no seeds were run (n_total = 0)")
-    low, high = proportion_confint(int(n_failed), int(n_total), alpha=1 - confidence, method="wilson")
+    low, high = proportion_confint(
+        int(n_failed), int(n_total), alpha=1 - confidence, method="wilson"
+    )
     return Estimate(n_failed / n_total, float(low), float(high), method)
 
 
@@ -776,6 +471,10 @@ def aa_check(
     permutation per split), run `unpaired_tests` on the halves, and report the share of
     splits with p < alpha for each test. Both halves come from one arm, so every rejection
     is a false positive. Splits of one sample overlap, so the rate is a noisy estimate.
+    The tests run vectorized over splits with the settings of `unpaired_tests`; every split
+    holds the same values, so the ties and sizes that select SciPy's p-value method are the
+    same in every split, and a split where Welch's t is undefined (both halves constant)
+    is left out of that test's count.
 
     Args:
         values: one arm's values, shape `(num_seeds,)`; non-finite values are dropped.
@@ -791,12 +490,17 @@ def aa_check(
     if int(n_splits) != n_splits or n_splits < 1:
         raise ValueError(f"`n_splits` must be a positive integer, got {n_splits!r}; pass e.g. 200.")
     if not 0.0 < alpha < 1.0:
-        raise ValueError(f"`alpha` must be strictly between 0 and 1, got {alpha!r}; pass e.g. 0.05.")
+        raise ValueError(
+            f"`alpha` must be strictly between 0 and 1, got {alpha!r}; pass e.g. 0.05."
+        )
 
     sample, n_dropped = as_sample(values, "values")
     n = sample.size
     report: dict[str, Any] = {
-        "n": n, "n_dropped": n_dropped, "n_splits": int(n_splits), "alpha": alpha,
+        "n": n,
+        "n_dropped": n_dropped,
+        "n_splits": int(n_splits),
+        "alpha": alpha,
         "split": f"random halves of size {n // 2} and {n - n // 2}, generator seed {random_state}",
         "false_positive_rate": {"welch": None, "mann-whitney": None},
         "n_testable_splits": {"welch": 0, "mann-whitney": 0},
@@ -809,14 +513,22 @@ def aa_check(
         report["not_testable"] = f"all {n} values are equal, so no split can be tested"
         return report
 
-    rejections = {"welch": 0, "mann-whitney": 0}
     rng = np.random.default_rng(random_state)
-    for _ in range(int(n_splits)):
-        order = rng.permutation(n)
-        for result in unpaired_tests(sample[order[: n // 2]], sample[order[n // 2 :]]):
-            if result.p_value is not None:
-                report["n_testable_splits"][result.test] += 1
-                rejections[result.test] += int(result.p_value < alpha)
+    orders = np.stack([rng.permutation(n) for _ in range(int(n_splits))])  # (n_splits, n)
+    first, second = sample[orders[:, : n // 2]], sample[orders[:, n // 2 :]]
+    with quiet_numerics():
+        p_values = {
+            "welch": scipy.stats.ttest_ind(first, second, axis=-1, equal_var=False).pvalue,
+            "mann-whitney": scipy.stats.mannwhitneyu(
+                first, second, axis=-1, use_continuity=True, method="auto"
+            ).pvalue,
+        }
+
+    rejections = {}
+    for test, values in p_values.items():
+        testable = np.isfinite(values)
+        report["n_testable_splits"][test] = int(testable.sum())
+        rejections[test] = int(np.count_nonzero(values[testable] < alpha))
 
     for test, count in rejections.items():
         testable = report["n_testable_splits"][test]
