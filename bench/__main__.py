@@ -73,6 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", type=Path)
     report.add_argument("--reference", help="initializer to compare against")
 
+    analyze = commands.add_parser(
+        "analyze", help="statistics and report for any tidy results CSV",
+        description="Columns: scenario, initializer, seed, metric, value (one row per "
+        "scenario x initializer x seed x metric); other columns are ignored.")
+    analyze.add_argument("results_csv", type=Path, metavar="RESULTS.csv")
+    analyze.add_argument("--reference", default="uniform",
+                         help="initializer every other one is compared with (default: uniform)")
+    design = analyze.add_mutually_exclusive_group()
+    design.add_argument("--paired", dest="paired", action="store_const", const=True,
+                        help="seed i of every initializer is paired with seed i of the reference")
+    design.add_argument("--unpaired", dest="paired", action="store_const", const=False,
+                        help="treat the initializers' seeds as independent samples")
+    analyze.add_argument("--out", type=Path,
+                         help="output directory (default: <RESULTS.csv folder>/analysis)")
+
     commands.add_parser("list", help="list initializers, scenarios and suites")
 
     perf = commands.add_parser("perf", help="measure training-engine throughput")
@@ -84,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="alternating rounds over the engines (default: 3)")
     perf.add_argument("--no-processes", action="store_true",
                       help="skip the one-process-per-core baseline")
+    perf.add_argument("--no-compile", action="store_true",
+                      help="skip the torch.compile engine (saves 15-30 s of compilation per "
+                           "seed count)")
     return parser
 
 
@@ -119,6 +137,10 @@ def resolve_config(args):
     if args.d2_train_size:
         config = dataclasses.replace(
             config, d2_train_sizes={s: (args.d2_train_size,) for s in config.scenarios})
+    if config.reference not in names:
+        from bench.errors import unknown_name_error
+
+        raise unknown_name_error("reference initializer", config.reference, names)
     if config.reference not in config.initializers:
         # The reference arm must be trained for the paired comparisons.
         config = dataclasses.replace(config, initializers=(config.reference, *config.initializers))
@@ -157,6 +179,17 @@ def command_report(args) -> int:
     return 0
 
 
+def command_analyze(args) -> int:
+    from reports.analysis import load_results_csv
+    from reports.build import build_report_from_csv
+
+    tidy = load_results_csv(args.results_csv)
+    out = args.out or args.results_csv.parent / "analysis"
+    report_dir = build_report_from_csv(tidy, out, reference=args.reference, paired=args.paired)
+    print(f"report: {report_dir / 'index.html'}\nstatistics: {report_dir / 'stats.json'}")
+    return 0
+
+
 def command_list(args) -> int:
     from tabulate import tabulate
 
@@ -187,7 +220,7 @@ def command_perf(args) -> int:
     if any(count < 1 for count in counts):
         raise ValueError(f"--seeds {','.join(args.seeds)} is invalid: every count must be >= 1.")
     print(run_perf(counts, num_steps=args.steps, repeats=args.repeats,
-                   processes=not args.no_processes))
+                   processes=not args.no_processes, compile_step=not args.no_compile))
     return 0
 
 
@@ -198,8 +231,8 @@ def _log_to_file(run_dir: Path) -> None:
     logging.getLogger().addHandler(handler)
 
 
-COMMANDS = {"run": command_run, "report": command_report, "list": command_list,
-            "perf": command_perf}
+COMMANDS = {"run": command_run, "report": command_report, "analyze": command_analyze,
+            "list": command_list, "perf": command_perf}
 
 
 def main(argv: list[str] | None = None) -> int:

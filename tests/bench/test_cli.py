@@ -1,0 +1,60 @@
+"""Command line: unknown names and invalid numbers fail before training, with the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.__main__ import main
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "--suite", "quik"], r"unknown suite 'quik'\. Did you mean 'quick'\?.*full, quick, smoke"),
+    (["run", "--scenario", "mnist1d-subst"], r"unknown scenario 'mnist1d-subst'\. Did you mean 'mnist1d-subset'"),
+    (["run", "--init", "xavire"], r"unknown initializer 'xavire'\. Did you mean 'xavier'\?.*uniform"),
+    (["run", "--reference", "unifrom"], r"unknown reference initializer 'unifrom'"),
+    (["run", "--d2-train-size", "50000", "--scenario", "digits-subset"], r"d2_train_size=50000 is invalid"),
+    (["run", "--device", "tpu"], r"device='tpu' is invalid: use 'cpu' or 'cuda'"),
+    (["report", "/nonexistent/run"], r"config.json is missing"),
+])
+def test_invalid_input_exits_with_message(argv, expected, capsys):
+    """Check that bad names and values exit with status 2 and a message naming them."""
+    assert main(argv) == 2
+    assert __import__("re").search(expected, capsys.readouterr().err), capsys.readouterr()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "--seeds", "0"], "invalid value 0: it must be at least 1"),
+    (["run", "--seeds", "many"], "invalid integer 'many'"),
+    (["run", "--learning-rates", "0.1,-1"], "every value must be positive"),
+    (["run", "--steps", "-5"], "invalid value -5"),
+])
+def test_invalid_number_exits_nonzero(argv, expected, capsys):
+    """Check that argparse rejects impossible numbers with the value in the message."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_dry_run_lists_cells(capsys):
+    """Check that --dry-run prints every planned cell and trains nothing."""
+    assert main(["run", "--suite", "smoke", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "suite smoke: 3 cells, 4 seeds" in out
+    for name in ("uniform", "xavier", "copy-exact"):
+        assert f"mnist1d-subset / {name} / lr=0.001 / chunk 0" in out
+
+
+def test_list_shows_registry(capsys):
+    """Check that `list` shows initializers with teacher need, scenarios and suites."""
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "copy-exact" in out and "yes" in out
+    assert "digits-subset" in out
+    assert "Suites: smoke, quick, full" in out or "Suites:" in out
+
+
+def test_resume_needs_out(capsys):
+    """Check that --resume without --out explains what to pass."""
+    assert main(["run", "--suite", "smoke", "--resume"]) == 2
+    assert "--resume needs --out RUN_DIR" in capsys.readouterr().err
