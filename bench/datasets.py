@@ -86,6 +86,17 @@ SCENARIOS: dict[str, ScenarioSpec] = {
         max_d2_train_size=8000,
         builder="mnist1d",
     ),
+    "mnist1d-deeper": ScenarioSpec(
+        name="mnist1d-deeper",
+        description="mnist1d-subset with a student one hidden layer deeper than the teacher "
+        "(transfer needs identity layers)",
+        teacher_sizes=(40, 128, 64, 32, 5),
+        student_sizes=(40, 256, 128, 64, 64, 10),
+        d1_classes=(0, 1, 2, 3, 4),
+        default_d2_train_size=1000,
+        max_d2_train_size=8000,
+        builder="mnist1d",
+    ),
     "digits-subset": ScenarioSpec(
         name="digits-subset",
         description="scikit-learn 8x8 digits: D1 = classes 0-4, D2 = all 10 classes, at most "

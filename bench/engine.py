@@ -194,6 +194,42 @@ def _compiled_gradient(spec: MLPSpec, loss_fn: Callable | None) -> Callable:
     return torch.compile(mapped, fullgraph=True, dynamic=False)
 
 
+@dataclass(frozen=True)
+class TrainingLoss:
+    """A per-seed term that training adds to the loss: L(w, x, y) + λ(t) · term(w, a, x, y).
+
+    This is how a training-time method (e.g. distillation toward the teacher) changes the D2
+    loss. The engine maps `term` over the seed axis together with the weights, so `aux` holds
+    per-seed tensors the term needs (e.g. the teacher's weights), each (num_seeds, *shape).
+    λ(t) = weight(step, num_steps) is the same for every seed and reaches the mapped function
+    as a 0-dim tensor. Steps with λ(t) = 0 run the plain step, so a zero weight trains exactly
+    as without the term and spends nothing on it.
+    """
+
+    term: Callable[[Params, Params, torch.Tensor, torch.Tensor], torch.Tensor]
+    """One seed's term(params, aux, x, y) → scalar; x (batch, features), y (batch,)."""
+    aux: Params
+    """Per-seed tensors passed to `term`, each (num_seeds, *shape)."""
+    weight: Callable[[int, int], float]
+    """λ(step, num_steps): the term's weight at 0-based `step` of a `num_steps` budget."""
+    forward_passes_per_step: int = 0
+    """Extra minibatch forward passes (e.g. the teacher's) per step with a nonzero weight."""
+
+    def active_steps(self, num_steps: int) -> int:
+        """Return how many of `num_steps` steps compute the term (nonzero weight)."""
+        return sum(self.weight(step, num_steps) != 0.0 for step in range(num_steps))
+
+    def gradient_function(self, spec: MLPSpec, loss_fn: Callable | None = None) -> Callable:
+        """Return (params, aux, x, y, λ) → (grads, losses) of L + λ·term, mapped over seeds."""
+        base = loss_fn or cross_entropy_loss(spec)
+
+        def mixed(params: Params, aux: Params, x: torch.Tensor, y: torch.Tensor,
+                  weight: torch.Tensor) -> torch.Tensor:
+            return base(params, x, y) + weight * self.term(params, aux, x, y)
+
+        return vmap(grad_and_value(mixed), in_dims=(0, 0, 0, 0, None))
+
+
 def make_step(
     spec: MLPSpec,
     recipe: Recipe,
@@ -202,6 +238,7 @@ def make_step(
     *,
     loss_fn: Callable | None = None,
     compile_step: bool = False,
+    training_loss: TrainingLoss | None = None,
 ) -> Callable:
     """Return the training step of `train` for stacked `tensors`, which it updates in place.
 
@@ -216,14 +253,22 @@ def make_step(
         tensors: stacked parameters, each (S, *shape).
         loss_fn: per-seed L(w, x, y) → scalar; mean cross-entropy when None.
         compile_step: compile the gradient computation (see `gradient_function`).
+        training_loss: a term added to the loss while its weight is nonzero (see
+            `TrainingLoss`); those steps run eagerly even with `compile_step`.
     """
     optimizer = make_optimizer(recipe, tensors)
     step_fn = gradient_function(spec, loss_fn, compile_step)
+    mixed_fn = None if training_loss is None else training_loss.gradient_function(spec, loss_fn)
 
     def train_step(x: torch.Tensor, y: torch.Tensor, diverged_step: torch.Tensor,
                    step: int) -> tuple[torch.Tensor, torch.Tensor]:
         # 2. Per-seed gradients and losses, mapped over the seed axis.
-        grads, losses = step_fn(dict(zip(names, tensors)), x, y)
+        weight = 0.0 if training_loss is None else training_loss.weight(step, recipe.num_steps)
+        if weight == 0.0:
+            grads, losses = step_fn(dict(zip(names, tensors)), x, y)
+        else:
+            grads, losses = mixed_fn(dict(zip(names, tensors)), training_loss.aux, x, y,
+                                     torch.tensor(weight, dtype=x.dtype, device=x.device))
 
         # 3. A non-finite loss freezes its seed from this step on.
         newly = ~torch.isfinite(losses) & (diverged_step < 0)
@@ -259,6 +304,7 @@ def train(
     loss_fn: Callable | None = None,
     progress: Callable[[int], None] | None = None,
     compile_step: bool = False,
+    training_loss: TrainingLoss | None = None,
 ) -> TrainResult:
     """Train every seed of `params` on `data.train` for `recipe.num_steps` steps.
 
@@ -273,6 +319,8 @@ def train(
         compile_step: compile the per-seed gradient computation with torch.compile (see
             `gradient_function`): faster per step, but the first call per seed count costs
             tens of seconds of compilation.
+        training_loss: a term added to the loss while its weight is nonzero (see
+            `TrainingLoss`); None trains on `loss_fn` alone.
 
     Returns:
         The final weights (diverged seeds frozen at their last finite step), the curves and
@@ -286,7 +334,7 @@ def train(
     names = list(params)
     tensors = [params[name].detach().clone() for name in names]
     train_step = make_step(spec, recipe, names, tensors, loss_fn=loss_fn,
-                           compile_step=compile_step)
+                           compile_step=compile_step, training_loss=training_loss)
     batches = SeedBatches(len(data.train), recipe.batch_size, order_generators)
 
     device = tensors[0].device

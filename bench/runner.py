@@ -142,12 +142,13 @@ def run_cell(config: RunConfig, cell: PlannedCell, data: ScenarioData, teachers:
     # 3. Train on D2.
     recipe = dataclasses.replace(config.student, learning_rate=cell.key.learning_rate)
     order = seeding.generators(config.suite_seed, cell.scenario, cell.seeds, "d2-order")
-    result = train(student, params, d2, recipe, order,
+    result = train(student, params, d2, recipe, order, training_loss=init.training_loss,
                    progress=progress.update if progress else None)
 
     # 4. Summarize.
     metrics.update(curve_metrics(result, recipe.num_steps))
-    compute = dataclasses.asdict(init.compute)
+    compute = dataclasses.asdict(_with_training_compute(init.compute, init.training_loss,
+                                                        recipe.num_steps))
     for name, value in compute.items():
         metrics[f"compute/init_{name}"] = torch.full((len(cell.seeds),), float(value))
     return CellResult(
@@ -157,6 +158,14 @@ def run_cell(config: RunConfig, cell: PlannedCell, data: ScenarioData, teachers:
         curves={name: value.double().cpu().tolist() for name, value in result.curves.items()},
         compute=compute, info=init.info, seconds=time.perf_counter() - start,
     )
+
+
+def _with_training_compute(compute, training_loss, num_steps: int):
+    """Add a training-time term's extra forward passes (e.g. `ki`'s teacher) to `compute`."""
+    if training_loss is None:
+        return compute
+    extra = training_loss.forward_passes_per_step * training_loss.active_steps(num_steps)
+    return dataclasses.replace(compute, forward_passes=compute.forward_passes + extra)
 
 
 # ---------------------------------------------------------------------------------------

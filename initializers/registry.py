@@ -12,6 +12,7 @@ entry point names a module (or callable) whose import registers its initializers
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ import torch
 
 from bench import seeding
 from bench.datasets import Split
+from bench.engine import TrainingLoss
 from bench.errors import unknown_name_error
 from bench.models import MLPSpec, Params
 
@@ -41,6 +43,9 @@ class Compute:
     """Minibatch forward-only passes, per seed."""
     seconds: float = 0.0
     """Wall-clock time for all seeds of the call."""
+    hessian_vector_products: int = 0
+    """Minibatch Hessian-vector products (each costs about two forward-backward passes), per
+    seed; not included in `forward_backward_passes`."""
 
 
 @dataclass
@@ -87,6 +92,9 @@ class InitResult:
     params: Params
     compute: Compute = field(default_factory=Compute)
     info: dict = field(default_factory=dict)
+    training_loss: TrainingLoss | None = None
+    """A term the D2 training adds to its loss (training-time peers such as `ki`); None for
+    initializers that only set the starting weights."""
 
 
 InitFunction = Callable[[InitContext], InitResult]
@@ -111,9 +119,7 @@ class Initializer:
         result = self.function(ctx)
         elapsed = time.perf_counter() - start
 
-        compute = result.compute
-        result.compute = Compute(compute.optimizer_steps, compute.forward_backward_passes,
-                                 compute.forward_passes, elapsed)
+        result.compute = dataclasses.replace(result.compute, seconds=elapsed)
         return result
 
 

@@ -8,6 +8,13 @@ inputs. Every transfer initializer follows two rules:
    default); `unseen_classes="default"` draws them like `uniform` instead. The choice is
    recorded in `InitResult.info`.
 2. Seeds stay separate: student seed i copies teacher seed i.
+
+A student deeper than the teacher (same number of classes, at least as wide) is handled as in
+Net2DeeperNet (Chen et al. 2016): `matched_teacher` inserts identity layers of the teacher's
+last hidden width before the teacher's output layer, W = I and b = 0. They compute the same
+function because their inputs are ReLU outputs, which are ≥ 0, so ReLU(I·h) = h. The copy
+initializers then copy this deepened teacher layer by layer, so `copy-exact` and `copy-zero`
+still reproduce the teacher's logits on D1.
 """
 
 from __future__ import annotations
@@ -43,22 +50,71 @@ def check_compatible(student: MLPSpec, teacher: MLPSpec, d1_classes: tuple[int, 
     if not fits or teacher.sizes[-1] != len(d1_classes):
         raise ValueError(
             f"teacher {teacher.sizes} does not fit inside student {student.sizes} with D1 "
-            f"classes {d1_classes}: the copy initializers need the same depth, no wider teacher "
-            f"layer, and one teacher output per D1 class. Use a growth initializer for other "
-            f"shapes."
+            f"classes {d1_classes}: the copy initializers need the same depth (a shallower "
+            f"teacher is first deepened with identity layers by `matched_teacher`), no wider "
+            f"teacher layer, and one teacher output per D1 class. Use a student at least as wide "
+            f"and as deep as the teacher."
         )
 
 
+def deepen(teacher: MLPSpec, teacher_params: Params, num_layers: int) -> tuple[MLPSpec, Params]:
+    """Insert identity layers before the teacher's output layer until it has `num_layers`.
+
+    Net2DeeperNet (Chen et al. 2016): each inserted layer has the teacher's last hidden width
+    t, W = I (t × t) and b = 0. Its input is a ReLU output h ≥ 0, so ReLU(I·h + 0) = h and the
+    deepened teacher computes exactly the teacher's function.
+
+    Args:
+        teacher: the teacher architecture, sizes (in, h1, ..., t, classes).
+        teacher_params: stacked teacher weights, each (num_seeds, *shape).
+        num_layers: the layer count wanted, at least the teacher's.
+
+    Returns:
+        The deepened architecture (in, h1, ..., t, t, ..., t, classes) and its stacked weights.
+    """
+    extra = num_layers - teacher.num_layers
+    if extra < 0 or teacher.num_layers < 2:
+        raise ValueError(
+            f"cannot deepen teacher {teacher.sizes} to {num_layers} layers: identity layers can "
+            f"only be added to a teacher with a hidden layer, up to a deeper student. Use a "
+            f"student at least as deep as the teacher."
+        )
+    if extra == 0:
+        return teacher, teacher_params
+
+    last = teacher.num_layers - 1
+    width = teacher.sizes[-2]
+    sizes = (*teacher.sizes[:-1], *([width] * extra), teacher.sizes[-1])
+    deep = MLPSpec(sizes)
+    params = {name: teacher_params[name] for name in teacher_params
+              if not name.startswith(f"layers.{last}.")}
+    reference = teacher_params[teacher.weight(0)]
+    identity = torch.eye(width, dtype=reference.dtype, device=reference.device)
+    for layer in range(last, last + extra):
+        params[deep.weight(layer)] = identity.expand(reference.shape[0], -1, -1).clone()
+        params[deep.bias(layer)] = torch.zeros_like(params[deep.weight(layer)][:, :, 0])
+    params[deep.weight(last + extra)] = teacher_params[teacher.weight(last)]
+    params[deep.bias(last + extra)] = teacher_params[teacher.bias(last)]
+    return deep, params
+
+
+def matched_teacher(ctx: InitContext) -> tuple[MLPSpec, Params]:
+    """Return the teacher with the student's depth (see `deepen`), checked to fit inside it."""
+    teacher, teacher_params = deepen(ctx.teacher, ctx.teacher_params, ctx.student.num_layers)
+    check_compatible(ctx.student, teacher, ctx.d1_classes)
+    return teacher, teacher_params
+
+
 def embed_teacher(ctx: InitContext, base: Params) -> Params:
-    """Return `base` with the teacher's weights written into E(w), seed by seed."""
-    check_compatible(ctx.student, ctx.teacher, ctx.d1_classes)
+    """Return `base` with the (deepened) teacher's weights written into E(w), seed by seed."""
+    teacher, teacher_params = matched_teacher(ctx)
     params = {name: value.clone() for name, value in base.items()}
     for layer in range(ctx.student.num_layers):
-        rows = block_rows(ctx.student, ctx.teacher, layer, ctx.d1_classes)
-        cols = block_columns(ctx.teacher, layer)
+        rows = block_rows(ctx.student, teacher, layer, ctx.d1_classes)
+        cols = block_columns(teacher, layer)
         weight, bias = params[ctx.student.weight(layer)], params[ctx.student.bias(layer)]
-        weight[:, rows[:, None], cols[None, :]] = ctx.teacher_params[ctx.teacher.weight(layer)]
-        bias[:, rows] = ctx.teacher_params[ctx.teacher.bias(layer)]
+        weight[:, rows[:, None], cols[None, :]] = teacher_params[teacher.weight(layer)]
+        bias[:, rows] = teacher_params[teacher.bias(layer)]
     return params
 
 
@@ -84,7 +140,8 @@ def apply_unseen_class_rule(ctx: InitContext, params: Params, default: Params) -
 
 
 @register("copy-zero", needs_teacher=True,
-          description="teacher block copied, zeros elsewhere (function-preserving, new units dead)")
+          description="teacher block copied, zeros elsewhere (function-preserving, new units dead); "
+          "a deeper student gets identity layers")
 def copy_zero(ctx: InitContext) -> InitResult:
     default = torch_default(ctx.student, ctx.generators("student-init"))
     zeros = {name: torch.zeros_like(value) for name, value in default.items()}
@@ -93,7 +150,8 @@ def copy_zero(ctx: InitContext) -> InitResult:
 
 
 @register("copy-uniform", needs_teacher=True,
-          description="teacher block copied, default init elsewhere (changes the function)")
+          description="teacher block copied, default init elsewhere (changes the function); a "
+          "deeper student gets identity blocks")
 def copy_uniform(ctx: InitContext) -> InitResult:
     default = torch_default(ctx.student, ctx.generators("student-init"))
     params = embed_teacher(ctx, default)
@@ -102,17 +160,18 @@ def copy_uniform(ctx: InitContext) -> InitResult:
 
 @register("copy-exact", needs_teacher=True,
           description="teacher block copied, new units default init, new→old block zeroed "
-          "(function-preserving, every weight trains)")
+          "(function-preserving, every weight trains); a deeper student gets identity blocks")
 def copy_exact(ctx: InitContext) -> InitResult:
     default = torch_default(ctx.student, ctx.generators("student-init"))
     params = embed_teacher(ctx, default)
+    teacher, _ = matched_teacher(ctx)
 
     # Zero the weights from new units into the teacher's units, so that the teacher's units
     # compute exactly what they computed in the teacher. The first layer's new columns are
     # new input features, which the teacher never saw, so they are zeroed too.
     for layer in range(ctx.student.num_layers):
-        rows = block_rows(ctx.student, ctx.teacher, layer, ctx.d1_classes)
-        new_cols = torch.arange(ctx.teacher.sizes[layer], ctx.student.sizes[layer])
+        rows = block_rows(ctx.student, teacher, layer, ctx.d1_classes)
+        new_cols = torch.arange(teacher.sizes[layer], ctx.student.sizes[layer])
         params[ctx.student.weight(layer)][:, rows[:, None], new_cols[None, :]] = 0.0
 
     return InitResult(params, info=apply_unseen_class_rule(ctx, params, default))
