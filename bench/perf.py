@@ -190,7 +190,7 @@ class LoopEngine:
 
 
 def _worker_main(connection) -> None:
-    """Serve LoopEngine requests in a single-threaded worker process until told to stop."""
+    """Serve LoopEngine requests in a single-threaded worker process until a stop request."""
     torch.set_num_threads(1)
     tune_allocator()
     engines = {}
@@ -266,6 +266,12 @@ def num_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def _load_average() -> str:
+    if not hasattr(os, "getloadavg"):
+        return "unknown"
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def build_engines(problem: Problem, pool: ProcessPool | None, compile_step: bool) -> dict:
@@ -361,7 +367,9 @@ def run_perf(seed_counts: list[int], num_steps: int, repeats: int, processes: bo
               f"{RECIPE.learning_rate:g}; {num_steps} timed steps, median of {repeats} "
               f"alternating rounds.\ntorch {torch.__version__}, {torch.get_num_threads()} "
               f"threads, {num_cores()} cores, {platform.processor() or platform.machine()}. "
-              f"GFLOP/s counts 6 x parameters x batch = {flop / 1e6:.1f} MFLOP per seed-step.")
+              f"GFLOP/s counts 6 x parameters x batch = {flop / 1e6:.1f} MFLOP per seed-step."
+              f"\nLoad average (1 min) at the end: {_load_average()}; above the core count, "
+              f"other processes slowed this run and multi-threaded engines the most.")
     rows = [(count, name, f"{1e3 * statistics.median(m.round_seconds) / num_steps:.2f}",
              f"{throughput[count, name]:,.0f}", f"{throughput[count, name] * flop / 1e9:.1f}",
              f"{m.setup_seconds:.1f}")
