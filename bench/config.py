@@ -13,8 +13,15 @@ from dataclasses import dataclass, field
 from bench.datasets import SCENARIOS, get_scenario, validate_d2_train_size
 from bench.engine import Recipe
 from bench.errors import unknown_name_error
+from bench.robustness import RobustnessConfig
 
 SUITES = ("smoke", "quick", "full")
+
+SMOKE_ROBUSTNESS = RobustnessConfig(
+    gaussian_levels=(0.25,), uniform_levels=(0.25,), weight_noise_levels=(0.1,),
+    weight_noise_draws=1, adversarial_epsilons=(0.1,), adversarial_samples=200, pgd_steps=3,
+    hutchinson_probes=2, power_iterations=5)
+"""One level of each kind and small estimators, so that the smoke suite stays fast."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class RunConfig:
     """Initializer the statistics compare against."""
     init_options: dict = field(default_factory=dict)
     """Options passed to every initializer (e.g. unseen_classes, unseen_class_bias)."""
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+    """Noise levels, attack radii and estimator sizes of the robustness and sharpness metrics."""
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -55,6 +64,8 @@ class RunConfig:
         for key in ("scenarios", "initializers", "learning_rates"):
             data[key] = tuple(data[key])
         data["d2_train_sizes"] = {k: tuple(v) for k, v in data["d2_train_sizes"].items()}
+        if "robustness" in data:
+            data["robustness"] = RobustnessConfig.from_dict(data["robustness"])
         return RunConfig(**data)
 
     def sizes_for(self, scenario: str) -> tuple[int, ...]:
@@ -87,6 +98,7 @@ def suite_config(suite: str, available_initializers: list[str]) -> RunConfig:
             learning_rates=(1e-3,),
             student=Recipe("adam", 1e-3, num_steps=200, eval_every=25),
             teacher=Recipe("adam", 3e-3, num_steps=200, eval_every=100),
+            robustness=SMOKE_ROBUSTNESS,
         )
     if suite == "quick":
         return RunConfig(

@@ -7,6 +7,7 @@ each finished cell is committed to the results database before the next starts.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from bench.engine import train, tune_allocator
 from bench.metrics import (DIAGNOSTIC_BATCH_SIZE, curve_metrics, dead_unit_fraction,
                            teacher_preservation)
 from bench.models import MLPSpec, Params, select_seeds
+from bench.predictions import predict_probabilities, predictions_path, save_predictions
+from bench.robustness import final_diagnostics, initial_diagnostics
 from bench.store import CellKey, CellResult, RunStore, append_environment, environment_record
 from initializers.registry import InitContext
 from initializers.standard import torch_default
@@ -118,8 +121,12 @@ def _context(config, scenario, data, student, teacher, teacher_params, seeds, d1
 
 
 def run_cell(config: RunConfig, cell: PlannedCell, data: ScenarioData, teachers: Params,
-             progress: tqdm | None = None) -> CellResult:
-    """Initialize, diagnose and train one chunk of seeds; return everything to store."""
+             progress: tqdm | None = None, *, run_dir: Path | None = None) -> CellResult:
+    """Initialize, diagnose and train one chunk of seeds; return everything to store.
+
+    With `run_dir`, the seeds' test-set probabilities are written under it before returning
+    (when `config.robustness.save_predictions` is set), so they exist once the cell commits.
+    """
     start = time.perf_counter()
     student, teacher = MLPSpec(data.spec.student_sizes), MLPSpec(data.spec.teacher_sizes)
     teacher_params = {k: v.to(config.device)
@@ -138,6 +145,12 @@ def run_cell(config: RunConfig, cell: PlannedCell, data: ScenarioData, teachers:
                                    data.spec.d1_classes, d1.test)
     batch = type(d2.train)(d2.train.x[:DIAGNOSTIC_BATCH_SIZE], d2.train.y[:DIAGNOSTIC_BATCH_SIZE])
     metrics["init/dead_unit_fraction"] = dead_unit_fraction(student, params, batch)
+    generators = functools.partial(seeding.generators, config.suite_seed, cell.scenario,
+                                   cell.seeds)
+    if config.robustness.enabled:
+        metrics["init/live_unit_fraction"] = 1.0 - metrics["init/dead_unit_fraction"]
+        metrics.update(initial_diagnostics(student, params, batch, config.robustness,
+                                           generators))
 
     # 3. Train on D2.
     recipe = dataclasses.replace(config.student, learning_rate=cell.key.learning_rate)
@@ -147,6 +160,13 @@ def run_cell(config: RunConfig, cell: PlannedCell, data: ScenarioData, teachers:
 
     # 4. Summarize.
     metrics.update(curve_metrics(result, recipe.num_steps))
+    if config.robustness.enabled:
+        metrics.update(final_diagnostics(student, result.params, d2, batch, config.robustness,
+                                         generators, result.diverged))
+    if config.robustness.save_predictions and run_dir is not None:
+        probabilities, labels = predict_probabilities(student, result.params, d2.test.x)
+        save_predictions(predictions_path(run_dir, cell.key), list(cell.seeds), probabilities,
+                         labels, result.diverged)
     compute = dataclasses.asdict(_with_training_compute(init.compute, init.training_loss,
                                                         recipe.num_steps))
     for name, value in compute.items():
@@ -201,7 +221,7 @@ def run(config: RunConfig, run_dir: Path, *, resume: bool = False, show_progress
                       disable=not show_progress, leave=True) as bar:
                 for cell in group:
                     bar.set_postfix_str(f"{cell.key.initializer} lr={cell.key.learning_rate:g}")
-                    result = run_cell(config, cell, data, teachers, bar)
+                    result = run_cell(config, cell, data, teachers, bar, run_dir=store.run_dir)
                     store.commit_cell(result)
                     log.info("finished cell %s in %.1f s", cell.key, result.seconds)
     return store

@@ -6,6 +6,7 @@ Layout of RUN_DIR:
     environment.json   versions, device, command line, git commit, start time
     results.sqlite     one committed transaction per finished cell
     teachers/          trained teacher weights per scenario (torch.save)
+    predictions/       test-set class probabilities per cell (.npz, see bench.predictions)
     run.log            the log of every invocation
     report/            written by `bench report`
 
@@ -61,7 +62,7 @@ class CellKey:
 
 @dataclass
 class CellResult:
-    """What a finished cell stores: per-seed metrics, curves, compute and recorded choices."""
+    """The stored record of a finished cell: per-seed metrics, curves, compute and choices."""
 
     key: CellKey
     seeds: list[int]
@@ -99,7 +100,7 @@ class RunStore:
         if config_path.exists():
             if not resume:
                 raise FileExistsError(
-                    f"{self.run_dir} already holds a run. Pass --resume to continue it, or "
+                    f"{self.run_dir} already contains a run. Pass --resume to continue it, or "
                     f"choose another --out directory."
                 )
             stored = RunConfig.from_dict(json.loads(config_path.read_text()))
@@ -112,7 +113,7 @@ class RunStore:
                 )
         elif resume:
             raise FileNotFoundError(
-                f"cannot resume {self.run_dir}: it holds no run (config.json is missing). "
+                f"cannot resume {self.run_dir}: it contains no run (config.json is missing). "
                 f"Drop --resume to start a new run there."
             )
 
