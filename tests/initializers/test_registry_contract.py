@@ -5,18 +5,19 @@ independence (seed i gets the same weights at S = 2 and S = 5), and for its own 
 exact function preservation on D1 for the function-preserving copies and growths, and no
 structurally dead units.
 
-Step counts are cut to one or two steps through `ctx.options` so that the whole file runs in
-about a minute on two cores; the claims checked here do not depend on the step count.
+Step counts are cut to one or two steps through `ctx.options`, because the claims checked here
+do not depend on the step count. The whole file then runs in about a minute on two cores.
 
 Dead units: `bench.metrics.dead_unit_fraction` counts a hidden unit as dead when none of its
 weights gets a gradient on the batch. Measured on these fixtures, that count is not zero even
-for `uniform`. PyTorch's default init leaves 0-1% of the digits student's units, and 2-4% of
-the mnist1d-deeper student's, inactive on every input of the batch. Every copy also inherits
-the teacher's units that are inactive on every input (a few percent after short training).
-Both are real dead units at the start of D2 training, so the metric rightly counts them, and
-neither is the method's doing. The test therefore bounds the dead fraction by
-`DEAD_UNIT_BOUND`, far below the structural death of `copy-zero`, whose new units (half of
-the student or more) all start dead; a separate test checks that `copy-zero` exceeds it.
+for `uniform`: PyTorch's default init leaves up to 2% of the digits student's units and up to
+4% of the mnist1d-deeper student's inactive on every input of the batch. Every copy also
+inherits the teacher's units that are inactive on every input (copies up to 10%), and
+Net2Net and LiGO replicate them (up to 14%). These are real dead units at the start of D2
+training, so the metric rightly counts them, but they come from the default init and the
+teacher, not from the method. The test therefore bounds the dead fraction by
+`DEAD_UNIT_BOUND`, far below the structural death of `copy-zero`, whose new units all start
+dead (56% of the units here). A separate test checks that `copy-zero` exceeds the bound.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ FAST_OPTIONS = {"phi_steps": 1, "ligo_steps": 2, "gradinit_steps": 1, "metainit_
 FUNCTION_PRESERVING = ("copy-exact", "copy-zero", "net2net")
 """Initializers whose restricted logits on D1 equal the teacher's (Net2DeeperNet included on
 the deeper scenario)."""
-DEAD_UNIT_BOUND = 0.15
-"""Largest dead-unit fraction accepted: default-init and inherited dead units stay below 0.1
-on these fixtures, `copy-zero`'s structural ones are above 0.5."""
+DEAD_UNIT_BOUND = 0.25
+"""Largest dead-unit fraction accepted. Default-init and inherited dead units reached at most
+0.14 on these fixtures, and `copy-zero`'s structural ones 0.56."""
 NAMES = sorted(initializers.available())
 
 
