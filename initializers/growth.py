@@ -183,8 +183,9 @@ def grow(ctx: InitContext, teacher: MLPSpec, teacher_params: Params,
          operators: Params) -> Params:
     """Return one seed's student weights W'_l = B_l W_l A_lᵀ, b'_l = B_l b_l (no seed axis).
 
-    The first layer's A embeds the teacher's inputs (zero columns for new inputs); the output
-    layer's B places the teacher's classes at `ctx.d1_classes` and leaves the other rows zero.
+    The first layer's A embeds the teacher's inputs, with zero columns for new inputs. The
+    output layer's B places the teacher's classes at `ctx.d1_classes` and leaves the other rows
+    zero.
     """
     student, params = ctx.student, {}
     for layer in range(student.num_layers):
