@@ -60,7 +60,8 @@ def lsuv(ctx: InitContext) -> InitResult:
     Starts from orthonormal weights (gain 1) and zero biases. Layer by layer, from the input,
     it computes the layer's output z = W·h + b (before the ReLU) on one D2 batch and divides W
     by √Var(z) until |Var(z) − 1| < tolerance, at most `lsuv_max_passes` times. Var is over the
-    batch and the units together, as in Mishkin & Matas (2016). The output layer is rescaled too. Seeds that reach
+    batch and the units together, as in Mishkin & Matas (2016). The output layer is rescaled
+    too. Seeds that reach
     the tolerance stop changing while the others continue.
 
     Options: lsuv_batch_size (256; capped at D2's training size), lsuv_tolerance (0.1),
@@ -230,7 +231,8 @@ def metainit(ctx: InitContext) -> InitResult:
 
     Starts from PyTorch's default init (the `uniform` weights). Each step draws a D2 minibatch
     per seed, computes ∂GQ/∂n_l and updates m ← μ·m − lr·sign(∂GQ/∂n_l), n_l ← n_l + m, as
-    in Dauphin & Schoenholz's Algorithm 1. Norms are kept ≥ 1% of their start so that no layer vanishes.
+    in Dauphin & Schoenholz's Algorithm 1. Norms are kept ≥ 1% of their start so that no
+    layer vanishes.
     The paper tunes on random Gaussian inputs; here the batches are real D2 data.
 
     Options and defaults: metainit_steps = 50 (the paper uses hundreds), metainit_lr = 0.1,
