@@ -61,8 +61,7 @@ def lsuv(ctx: InitContext) -> InitResult:
     it computes the layer's output z = W·h + b (before the ReLU) on one D2 batch and divides W
     by √Var(z) until |Var(z) − 1| < tolerance, at most `lsuv_max_passes` times. Var is over the
     batch and the units together, as in Mishkin & Matas (2016). The output layer is rescaled
-    too. Seeds that reach
-    the tolerance stop changing while the others continue.
+    too. Seeds that reach the tolerance stop changing while the others continue.
 
     Options: lsuv_batch_size (256; capped at D2's training size), lsuv_tolerance (0.1),
     lsuv_max_passes (10). Compute: `forward_passes` counts full-network-equivalent forward

@@ -160,7 +160,8 @@ def copy_uniform(ctx: InitContext) -> InitResult:
 
 @register("copy-exact", needs_teacher=True,
           description="teacher block copied, new units default init, new→old block zeroed "
-          "(function-preserving, every weight trains); a deeper student gets identity blocks")
+          "(function-preserving, every weight trains); a deeper student gets identity "
+          "blocks")
 def copy_exact(ctx: InitContext) -> InitResult:
     default = torch_default(ctx.student, ctx.generators("student-init"))
     params = embed_teacher(ctx, default)

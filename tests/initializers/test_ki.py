@@ -86,5 +86,6 @@ def test_ki_hook_matches_per_seed_loop(digits, digits_teachers):
 
 def test_ki_rejects_invalid_fraction(digits, digits_teachers):
     """Check that a fraction outside [0, 1] raises with the valid range."""
-    with pytest.raises(ValueError, match=r"ki_fraction=1.5 is invalid: it must lie in \[0.0, 1.0\]"):
+    expected = r"ki_fraction=1.5 is invalid: it must lie in \[0.0, 1.0\]"
+    with pytest.raises(ValueError, match=expected):
         initializers.get("ki")(_context(digits, digits_teachers, ki_fraction=1.5))
