@@ -140,8 +140,8 @@ def apply_unseen_class_rule(ctx: InitContext, params: Params, default: Params) -
 
 
 @register("copy-zero", needs_teacher=True,
-          description="teacher block copied, zeros elsewhere (function-preserving, new units dead); "
-          "a deeper student gets identity layers")
+          description="teacher block copied, zeros elsewhere (function-preserving, new units "
+          "dead); a deeper student gets identity layers")
 def copy_zero(ctx: InitContext) -> InitResult:
     default = torch_default(ctx.student, ctx.generators("student-init"))
     zeros = {name: torch.zeros_like(value) for name, value in default.items()}
