@@ -20,7 +20,7 @@ SUITES = ("smoke", "quick", "full")
 SMOKE_ROBUSTNESS = RobustnessConfig(
     gaussian_levels=(0.25,), uniform_levels=(0.25,), weight_noise_levels=(0.1,),
     weight_noise_draws=1, adversarial_epsilons=(0.1,), adversarial_samples=200, pgd_steps=3,
-    hutchinson_probes=2, power_iterations=5)
+    pgd_step_fraction=0.5, hutchinson_probes=2, power_iterations=5)
 """One level of each kind and small estimators, so that the smoke suite stays fast."""
 
 

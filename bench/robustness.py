@@ -52,7 +52,7 @@ class RobustnessConfig:
     """σ of Gaussian weight noise, relative to the RMS of each parameter tensor of each seed."""
     weight_noise_draws: int = 3
     """Independent weight-noise draws per level; the accuracy is their mean."""
-    adversarial_epsilons: tuple[float, ...] = (0.05, 0.1, 0.2)
+    adversarial_epsilons: tuple[float, ...] = (0.025, 0.05, 0.1)
     """L∞ radii ε of FGSM and PGD, in units of the input std."""
     adversarial_samples: int = 500
     """First test samples attacked (the test split is already in random order)."""
@@ -61,9 +61,11 @@ class RobustnessConfig:
     """PGD step size as a fraction of ε."""
     pgd_random_start: bool = False
     """Start PGD from a per-seed uniform draw in the ε-box instead of the clean input."""
-    hutchinson_probes: int = 8
+    sharpness_batch_size: int = 256
+    """First samples of the diagnostic D2 training batch used by the curvature estimates."""
+    hutchinson_probes: int = 4
     """Rademacher probes of the Hessian-trace estimate."""
-    power_iterations: int = 20
+    power_iterations: int = 10
     """Hessian-vector products of the top-eigenvalue power iteration."""
     save_predictions: bool = True
     """Write each cell's test-set class probabilities to RUN_DIR/predictions/."""
@@ -78,6 +80,7 @@ class RobustnessConfig:
                                  f"non-negative number (a multiple of the input or weight scale).")
         counts = {"weight_noise_draws": self.weight_noise_draws, "pgd_steps": self.pgd_steps,
                   "adversarial_samples": self.adversarial_samples,
+                  "sharpness_batch_size": self.sharpness_batch_size,
                   "hutchinson_probes": self.hutchinson_probes,
                   "power_iterations": self.power_iterations}
         for name, value in counts.items():
@@ -303,7 +306,8 @@ def adversarial_metrics(spec: MLPSpec, params: Params, test: Split, config: Robu
 
     Returns:
         `robust/fgsm@{ε}/accuracy`, `robust/pgd@{ε}/accuracy` and their `/loss`, each (S,),
-        with ε in units of `scale` (the input std).
+        with ε in units of `scale` (the input std), and `robust/attacked_clean/accuracy` and
+        `/loss`: the clean numbers on the same samples, the attacks' reference at ε = 0.
     """
     count = min(config.adversarial_samples, len(test))
     x, y = _per_seed(params, test.x[:count]), test.y[:count]
@@ -312,7 +316,8 @@ def adversarial_metrics(spec: MLPSpec, params: Params, test: Split, config: Robu
         unit_start = torch.stack([torch.rand(x.shape[1:], generator=g) * 2 - 1
                                   for g in generators]).to(x.device)
 
-    metrics = {}
+    loss, accuracy = evaluate_inputs(spec, params, x, y)
+    metrics = {"robust/attacked_clean/loss": loss, "robust/attacked_clean/accuracy": accuracy}
     for level in config.adversarial_epsilons:
         epsilon = level * scale
         start = None if unit_start is None else epsilon * unit_start
@@ -333,15 +338,21 @@ def adversarial_metrics(spec: MLPSpec, params: Params, test: Split, config: Robu
 # ---------------------------------------------------------------------------------------
 
 
+def _sharpness_batch(batch: Split, config: RobustnessConfig) -> Split:
+    size = config.sharpness_batch_size
+    return Split(batch.x[:size], batch.y[:size])
+
+
 def initial_diagnostics(spec: MLPSpec, params: Params, batch: Split, config: RobustnessConfig,
                         generators: GeneratorSource) -> dict[str, torch.Tensor]:
-    """Measure the initialized student on the fixed diagnostic batch of D2's training split.
+    """Measure the initialized student on the first samples of the fixed diagnostic batch.
 
     Returns (each (S,)): `init/hessian_trace`, `init/top_eigenvalue` and `init/grad_norm` of
     the mean cross-entropy; see `bench.sharpness`.
     """
     probes, start = draw_probes(params, config.hutchinson_probes, generators(PROBE_PURPOSE))
-    return sharpness_metrics(spec, params, batch, probes, start, config.power_iterations, "init")
+    return sharpness_metrics(spec, params, _sharpness_batch(batch, config), probes, start,
+                             config.power_iterations, "init")
 
 
 def final_diagnostics(spec: MLPSpec, params: Params, data: TaskData, batch: Split,
@@ -352,7 +363,8 @@ def final_diagnostics(spec: MLPSpec, params: Params, data: TaskData, batch: Spli
     Args:
         params: trained weights, stacked (S, *shape).
         data: D2; its training inputs set the noise unit, its test split is corrupted.
-        batch: the fixed training batch of the sharpness estimates (as at initialization).
+        batch: the fixed D2 training batch; the curvature estimates use its first
+            `config.sharpness_batch_size` samples, as at initialization.
         generators: per-seed generators by purpose.
         diverged: (S,) bool.
 
@@ -370,8 +382,8 @@ def final_diagnostics(spec: MLPSpec, params: Params, data: TaskData, batch: Spli
                                        generators(PGD_START_PURPOSE), scale))
 
     probes, start = draw_probes(params, config.hutchinson_probes, generators(PROBE_PURPOSE))
-    metrics.update(sharpness_metrics(spec, params, batch, probes, start,
-                                     config.power_iterations, "sharpness"))
+    metrics.update(sharpness_metrics(spec, params, _sharpness_batch(batch, config), probes,
+                                     start, config.power_iterations, "sharpness"))
 
     nan = torch.full(diverged.shape, float("nan"), device=diverged.device)
     metrics = {name: torch.where(diverged, nan, value.float()) for name, value in metrics.items()}

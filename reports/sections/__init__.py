@@ -17,6 +17,8 @@ SECTION_MODULES = [
     "quality",
     "convergence",
     "variance",
+    "prediction_variance",
+    "robustness",
     "diagnostics",
     "ranking",
     "appendix",

@@ -294,6 +294,7 @@ def test_seed_bootstrap_ci_brackets_estimate():
     pairwise = pairwise_variance(probabilities)
     low, high = seed_bootstrap_ci(pairwise, n_resamples=999)
     assert low < prediction_variance(probabilities) < high
+    assert seed_bootstrap_ci(pairwise[:4, :4]) is None, "4 seeds are too few for an interval"
 
 
 def test_prediction_statistics_reject_one_seed():
