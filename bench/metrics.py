@@ -54,24 +54,40 @@ def teacher_preservation(
     return result
 
 
-def dead_unit_fraction(spec: MLPSpec, params: Params, batch: Split) -> torch.Tensor:
-    """Return, per seed, the share of hidden units that receive no gradient on `batch`.
+def unit_gradient_status(spec: MLPSpec, params: Params, batch: Split) -> dict[str, torch.Tensor]:
+    """Return, per seed, the shares of inactive and of dead hidden units on `batch`.
 
-    A hidden unit is dead when neither its incoming weights, its bias nor its outgoing
-    weights get a nonzero gradient of the mean cross-entropy: it can never change, and it
-    never changes anything downstream. Output shape (S,).
+    A hidden unit is *inactive* when neither its incoming weights, its bias nor its outgoing
+    weights get a nonzero gradient of the mean cross-entropy on `batch`. It is *dead* when it
+    is inactive and its incoming weights and bias are exactly zero: its pre-activation is then
+    0 for every input, ReLU's derivative at 0 is 0, and no optimizer step can ever move it,
+    whatever the other layers do. A default-initialized unit that happens to be inactive on
+    the batch is not dead, because changes upstream can switch it on.
+
+    Returns:
+        {"init/inactive_unit_fraction": (S,), "init/dead_unit_fraction": (S,)}.
     """
     def loss(p, x, y):
         return F.cross_entropy(apply(spec, p, x), y)
 
     grads = vmap(grad(loss), in_dims=(0, None, None))(params, batch.x, batch.y)
-    dead, total = 0, 0
+    inactive, dead, total = 0, 0, 0
     for layer in range(spec.num_layers - 1):
-        incoming = grads[spec.weight(layer)].abs().sum(-1) + grads[spec.bias(layer)].abs()
+        weight, bias = spec.weight(layer), spec.bias(layer)
+        incoming = grads[weight].abs().sum(-1) + grads[bias].abs()
         outgoing = grads[spec.weight(layer + 1)].abs().sum(-2)
-        dead = dead + ((incoming == 0) & (outgoing == 0)).sum(-1)
+        no_gradient = (incoming == 0) & (outgoing == 0)
+        zero_input = (params[weight].abs().sum(-1) + params[bias].abs()) == 0
+        inactive = inactive + no_gradient.sum(-1)
+        dead = dead + (no_gradient & zero_input).sum(-1)
         total += spec.sizes[layer + 1]
-    return dead.float() / total
+    return {"init/inactive_unit_fraction": inactive.float() / total,
+            "init/dead_unit_fraction": dead.float() / total}
+
+
+def dead_unit_fraction(spec: MLPSpec, params: Params, batch: Split) -> torch.Tensor:
+    """Return, per seed, the share of hidden units that can never train (see unit_gradient_status)."""
+    return unit_gradient_status(spec, params, batch)["init/dead_unit_fraction"]
 
 
 def curve_metrics(result: TrainResult, num_steps: int) -> dict[str, torch.Tensor]:

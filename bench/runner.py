@@ -22,7 +22,7 @@ from bench import seeding
 from bench.config import RunConfig, scenario_label, validate
 from bench.datasets import ScenarioData, load_scenario
 from bench.engine import train, tune_allocator
-from bench.metrics import (DIAGNOSTIC_BATCH_SIZE, curve_metrics, dead_unit_fraction,
+from bench.metrics import (DIAGNOSTIC_BATCH_SIZE, curve_metrics, unit_gradient_status,
                            teacher_preservation)
 from bench.models import MLPSpec, Params, select_seeds
 from bench.predictions import predict_probabilities, predictions_path, save_predictions
@@ -144,11 +144,11 @@ def run_cell(config: RunConfig, cell: PlannedCell, data: ScenarioData, teachers:
     metrics = teacher_preservation(student, params, teacher, teacher_params,
                                    data.spec.d1_classes, d1.test)
     batch = type(d2.train)(d2.train.x[:DIAGNOSTIC_BATCH_SIZE], d2.train.y[:DIAGNOSTIC_BATCH_SIZE])
-    metrics["init/dead_unit_fraction"] = dead_unit_fraction(student, params, batch)
+    metrics.update(unit_gradient_status(student, params, batch))
     generators = functools.partial(seeding.generators, config.suite_seed, cell.scenario,
                                    cell.seeds)
     if config.robustness.enabled:
-        metrics["init/live_unit_fraction"] = 1.0 - metrics["init/dead_unit_fraction"]
+        metrics["init/live_unit_fraction"] = 1.0 - metrics["init/inactive_unit_fraction"]
         metrics.update(initial_diagnostics(student, params, batch, config.robustness,
                                            generators))
 

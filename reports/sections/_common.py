@@ -19,6 +19,7 @@ LABELS = {
     "init/teacher_agreement": "agreement with teacher at init",
     "init/teacher_logit_max_abs_diff": "max |logit − teacher logit| at init",
     "init/dead_unit_fraction": "dead-unit fraction at init",
+    "init/inactive_unit_fraction": "inactive-unit fraction at init",
     "init/d2_loss": "D2 test loss at step 0",
     "init/d2_accuracy": "D2 test accuracy at step 0",
 }

@@ -7,6 +7,7 @@ from reports.sections._common import estimate_text, initializers, label, scenari
 
 DIAGNOSTIC_METRICS = ("init/d1_accuracy", "init/teacher_agreement",
                       "init/teacher_logit_max_abs_diff", "init/dead_unit_fraction",
+                      "init/inactive_unit_fraction",
                       "init/d2_loss", "init/d2_accuracy")
 
 
@@ -28,9 +29,10 @@ def render(ctx: ReportContext) -> Section | None:
         markdown_parts.append(f"### {scenario}\n\n{markdown}")
 
     note = ("<p class='note'>Mean over seeds [95% CI], measured on the initialized student "
-            "before D2 training. D1 metrics use D1's test split; a unit is dead when neither "
-            "its incoming weights, its bias nor its outgoing weights get a nonzero gradient on "
-            "a D2 training batch. A function-preserving copy shows agreement 1 and a logit "
-            "difference near 0.</p>")
+            "before D2 training. D1 metrics use D1's test split. A hidden unit is inactive when "
+            "neither its incoming weights, its bias nor its outgoing weights get a nonzero "
+            "gradient on a D2 training batch, and dead when it is inactive with zero incoming "
+            "weights and bias, so that no training step can ever move it. A function-preserving "
+            "copy shows agreement 1 and a logit difference near 0.</p>")
     return Section("diagnostics", "Diagnostics at initialization", note + "\n".join(html_parts),
                    "\n\n".join(markdown_parts))
