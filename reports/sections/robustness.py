@@ -16,7 +16,8 @@ from reports.sections import ReportContext, Section
 from reports.sections._common import estimate_text, initializers, scenarios, summary, table
 from reports.sections.convergence import mean_band
 
-ROBUST_METRIC = re.compile(r"^robust/(?P<kind>[a-z_]+)@(?P<level>[0-9.e+-]+)/(?P<quantity>accuracy|loss)$")
+ROBUST_METRIC = re.compile(
+    r"^robust/(?P<kind>[a-z_]+)@(?P<level>[0-9.e+-]+)/(?P<quantity>accuracy|loss)$")
 KINDS = {
     "gaussian": "Gaussian input noise σ (× input std)",
     "uniform": "uniform input noise δ (× input std)",
