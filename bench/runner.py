@@ -121,11 +121,14 @@ def _context(config, scenario, data, student, teacher, teacher_params, seeds, d1
 
 
 def run_cell(config: RunConfig, cell: PlannedCell, data: ScenarioData, teachers: Params,
-             progress: tqdm | None = None, *, run_dir: Path | None = None) -> CellResult:
+             progress: tqdm | None = None, *, run_dir: Path | None = None,
+             init_cache: dict | None = None) -> CellResult:
     """Initialize, diagnose and train one chunk of seeds; return everything to store.
 
     With `run_dir`, the seeds' test-set probabilities are written under it before returning
     (when `config.robustness.save_predictions` is set), so they exist once the cell commits.
+    With `init_cache`, an initializer's result is computed once per scenario instance and
+    chunk and reused for every learning rate: no initializer reads the D2 learning rate.
     """
     start = time.perf_counter()
     student, teacher = MLPSpec(data.spec.student_sizes), MLPSpec(data.spec.teacher_sizes)
@@ -137,7 +140,17 @@ def run_cell(config: RunConfig, cell: PlannedCell, data: ScenarioData, teachers:
     initializer = initializers.get(cell.key.initializer)
     ctx = _context(config, cell.scenario, data, student, teacher, teacher_params, cell.seeds,
                    d1.train)
-    init = initializer(ctx)
+    cache_key = (cell.key.scenario, cell.key.initializer, cell.key.chunk)
+    if init_cache is not None and cache_key in init_cache:
+        init = init_cache[cache_key]
+    else:
+        init = initializer(ctx)
+        if init_cache is not None:
+            # Cells come ordered initializer → rate → chunk, so only the current initializer's
+            # chunks are ever needed again.
+            if any(key[:2] != cache_key[:2] for key in init_cache):
+                init_cache.clear()
+            init_cache[cache_key] = init
     params = {k: v.to(config.device) for k, v in init.params.items()}
 
     # 2. Diagnose the initialized student.
@@ -219,9 +232,11 @@ def run(config: RunConfig, run_dir: Path, *, resume: bool = False, show_progress
             steps = config.student.num_steps * len(group)
             with tqdm(total=steps, desc=f"train {scenario_label(scenario, size)}", unit="step",
                       disable=not show_progress, leave=True) as bar:
+                init_cache: dict = {}
                 for cell in group:
                     bar.set_postfix_str(f"{cell.key.initializer} lr={cell.key.learning_rate:g}")
-                    result = run_cell(config, cell, data, teachers, bar, run_dir=store.run_dir)
+                    result = run_cell(config, cell, data, teachers, bar, run_dir=store.run_dir,
+                                      init_cache=init_cache)
                     store.commit_cell(result)
                     log.info("finished cell %s in %.1f s", cell.key, result.seconds)
     return store
