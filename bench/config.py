@@ -15,7 +15,7 @@ from bench.engine import Recipe
 from bench.errors import unknown_name_error
 from bench.robustness import RobustnessConfig
 
-SUITES = ("smoke", "quick", "full")
+SUITES = ("smoke", "quick", "full", "ablation")
 
 SMOKE_ROBUSTNESS = RobustnessConfig(
     gaussian_levels=(0.25,), uniform_levels=(0.25,), weight_noise_levels=(0.1,),
@@ -81,12 +81,23 @@ def scenario_label(scenario: str, d2_train_size: int) -> str:
     return f"{scenario}@n{d2_train_size}"
 
 
+ABLATION_INITIALIZERS = ("phi", "phi-no-ce", "phi-no-l2", "phi-no-robust", "phi-no-hessian",
+                         "phi-l2x0.1", "phi-l2x10", "phi-l4x0.1", "phi-l4x10",
+                         "pretrain", "copy-exact", "uniform")
+"""The ablation suite's arms: full φ, one λ zeroed each, the λ grid and the controls."""
+
+
 def suite_config(suite: str, available_initializers: list[str]) -> RunConfig:
     """Return the preset named `suite`.
 
     smoke: one scenario, three initializers, 4 seeds, short budgets (seconds).
     quick: mnist1d-subset, every registered initializer, 16 seeds, three learning rates.
     full: every scenario, every initializer, 32 seeds, D2 sizes 500-4000 on MNIST-1D.
+    ablation: mnist1d-subset, φ with its four ablations, its λ grid (`phi-l2x0.1` …, see
+        `initializers.phi.LAMBDA_GRID`), `pretrain`, `copy-exact` and `uniform`; 10 seeds (at 8, a
+        Holm-corrected Wilcoxon test over 11 arms cannot reach p < 0.05), one
+        learning rate and short budgets so that it runs in minutes on two cores
+        (docs/phi-defaults.md).
     """
     if suite not in SUITES:
         raise unknown_name_error("suite", suite, SUITES)
@@ -107,6 +118,15 @@ def suite_config(suite: str, available_initializers: list[str]) -> RunConfig:
             learning_rates=(3e-4, 1e-3, 3e-3),
             student=Recipe("adam", 1e-3, num_steps=1000, eval_every=50),
             teacher=Recipe("adam", 3e-3, num_steps=1500, eval_every=250),
+        )
+    if suite == "ablation":
+        return RunConfig(
+            suite=suite, scenarios=("mnist1d-subset",),
+            initializers=ABLATION_INITIALIZERS, num_seeds=10,
+            learning_rates=(1e-3,),
+            student=Recipe("adam", 1e-3, num_steps=500, eval_every=50),
+            teacher=Recipe("adam", 3e-3, num_steps=1000, eval_every=250),
+            robustness=SMOKE_ROBUSTNESS,
         )
     return RunConfig(
         suite=suite, scenarios=tuple(SCENARIOS),

@@ -6,6 +6,7 @@ from the `bench.initializers` entry-point group.
 
 from initializers import standard, transfer  # noqa: F401  (registration side effects)
 from initializers import data_dependent, growth, ki, peers  # noqa: F401  (registration side effects)
+from initializers import phi  # noqa: F401  (registration side effects)
 from initializers.registry import (
     Compute,
     InitContext,

@@ -19,6 +19,7 @@ SECTION_MODULES = [
     "variance",
     "prediction_variance",
     "robustness",
+    "ablation",
     "diagnostics",
     "ranking",
     "appendix",
