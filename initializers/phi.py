@@ -294,7 +294,7 @@ class Draws:
         if self.probes is not None:
             count = self.config.probes if self.config.hessian_norm == "frobenius" else 1
             per_seed = [stack_seeds(gaussian_probes(self.template, count, g)) for g in self.probes]
-            probes = stack_seeds(per_seed)  # each (S, count, *shape)
+            probes = {k: v.to(device) for k, v in stack_seeds(per_seed).items()}  # (S, count, …)
             if self.config.hessian_norm == "frobenius":
                 extras["probes"] = probes
             else:
