@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 import time
@@ -37,6 +38,20 @@ def _float_list(text: str) -> tuple[float, ...]:
     return values
 
 
+def _key_value(text: str) -> tuple[str, object]:
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise argparse.ArgumentTypeError(f"invalid option {text!r}: write KEY=VALUE, e.g. "
+                                         f"phi_steps=400")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value  # A bare word such as `default` is a string.
+    if isinstance(parsed, list):
+        parsed = tuple(parsed)
+    return key.strip(), parsed
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -62,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--d2-train-size", type=_positive_int,
                      help="D2 training samples (before the 20%% validation hold-out)")
     run.add_argument("--reference", help="initializer the statistics compare against")
+    run.add_argument("--init-option", action="append", type=_key_value, default=[],
+                     metavar="KEY=VALUE",
+                     help="initializer option, repeatable, e.g. phi_steps=400 or "
+                     "unseen_classes=default (docs/initializers.md lists them)")
     run.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     run.add_argument("--out", type=Path, help="run directory (default: runs/<suite>-<time>)")
     run.add_argument("--resume", action="store_true",
@@ -125,6 +144,8 @@ def resolve_config(args):
         changes["learning_rates"] = args.learning_rates
     if args.reference:
         changes["reference"] = args.reference
+    if args.init_option:
+        changes["init_options"] = {**config.init_options, **dict(args.init_option)}
     if args.steps:
         eval_every = min(config.student.eval_every, args.steps)
         changes["student"] = dataclasses.replace(config.student, num_steps=args.steps,

@@ -162,6 +162,18 @@ def validate(config: RunConfig, available_initializers: list[str]) -> None:
         raise ValueError(f"initializers={config.initializers} lists a name twice; list each once.")
     if config.device not in ("cpu", "cuda") and not config.device.startswith("cuda:"):
         raise ValueError(f"device={config.device!r} is invalid: use 'cpu' or 'cuda'.")
+    _validate_init_options(config.init_options)
+
+
+def _validate_init_options(options: dict) -> None:
+    """Check initializer options before any training, so a typo fails in a second."""
+    from initializers.phi import phi_config
+
+    phi_config(options)
+    mode = options.get("unseen_classes", "bias")
+    if mode not in ("bias", "default"):
+        raise ValueError(f"unseen_classes={mode!r} is invalid: use 'bias' (zero weights, "
+                         f"bias -c) or 'default'.")
 
 
 def _positive_int(name: str, value, meaning: str) -> None:

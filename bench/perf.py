@@ -376,7 +376,31 @@ def run_perf(seed_counts: list[int], num_steps: int, repeats: int, processes: bo
             for (count, name), m in results.items()]
     table = tabulate(rows, headers=["S", "engine", "ms/step", "seed-steps/s", "GFLOP/s",
                                     "setup s"], disable_numparse=True)
-    return "\n\n".join([header, table, format_ratios(throughput, seed_counts)])
+    return "\n\n".join([header, table, format_ratios(throughput, seed_counts),
+                        format_phi_cost(seed_counts, num_steps)])
+
+
+PHI_STEP_TARGET = 8.0
+"""Largest accepted cost of one φ step (all four terms) relative to one plain training step."""
+
+
+def format_phi_cost(seed_counts: list[int], num_steps: int) -> str:
+    """Time one φ step against one plain step at S = 8 and 32 and compare with the target."""
+    from initializers.phi import phi_step_cost
+
+    counts = [count for count in (8, 32) if count in seed_counts] or [seed_counts[0]]
+    rows, lines = [], []
+    for count in counts:
+        cost = phi_step_cost(count, num_steps)
+        rows.append((count, f"{cost['phi_ms']:.2f}", f"{cost['plain_ms']:.2f}",
+                     f"{cost['ratio']:.2f}"))
+        verdict = "met" if cost["ratio"] <= PHI_STEP_TARGET else "missed"
+        lines.append(f"  S = {count}: phi step / plain step = {cost['ratio']:.2f} "
+                     f"(target <= {PHI_STEP_TARGET:g}): {verdict}")
+    table = tabulate(rows, headers=["S", "phi ms/step", "plain ms/step", "ratio"],
+                     disable_numparse=True)
+    return ("Cost of one phi step (all four terms, default options) against one plain training "
+            "step, alternated in this process\n" + table + "\n\n" + "\n".join(lines))
 
 
 def format_ratios(throughput: dict[tuple[int, str], float], seed_counts: list[int]) -> str:

@@ -81,7 +81,7 @@ class InitContext:
 
     def d1_star(self) -> Split:
         """Return D1's training split with labels mapped into the student's label space."""
-        mapping = torch.tensor(self.d1_classes, dtype=torch.int64)
+        mapping = torch.tensor(self.d1_classes, dtype=torch.int64, device=self.d1_train.y.device)
         return Split(self.d1_train.x, mapping[self.d1_train.y])
 
 

@@ -15,6 +15,8 @@ from bench.__main__ import main
     (["run", "--d2-train-size", "50000", "--scenario", "digits-subset"], r"d2_train_size=50000 is invalid"),
     (["run", "--device", "tpu"], r"device='tpu' is invalid: use 'cpu' or 'cuda'"),
     (["report", "/nonexistent/run"], r"config.json is missing"),
+    (["run", "--init-option", "phi_stepz=3"], r"unknown φ option\(s\) \['phi_stepz'\].*phi_steps"),
+    (["run", "--init-option", "unseen_classes=zero"], r"unseen_classes='zero' is invalid"),
 ])
 def test_invalid_input_exits_with_message(argv, expected, capsys):
     """Check that bad names and values exit with status 2 and a message naming them."""
@@ -27,6 +29,7 @@ def test_invalid_input_exits_with_message(argv, expected, capsys):
     (["run", "--seeds", "many"], "invalid integer 'many'"),
     (["run", "--learning-rates", "0.1,-1"], "every value must be positive"),
     (["run", "--steps", "-5"], "invalid value -5"),
+    (["run", "--init-option", "phi_steps"], "invalid option 'phi_steps': write KEY=VALUE"),
 ])
 def test_invalid_number_exits_nonzero(argv, expected, capsys):
     """Check that argparse rejects impossible numbers with the value in the message."""
@@ -58,3 +61,14 @@ def test_resume_needs_out(capsys):
     """Check that --resume without --out explains what to pass."""
     assert main(["run", "--suite", "smoke", "--resume"]) == 2
     assert "--resume needs --out RUN_DIR" in capsys.readouterr().err
+
+
+def test_init_option_reaches_config():
+    """Check that --init-option values are parsed (numbers as numbers) into the config."""
+    from bench.__main__ import build_parser, resolve_config
+
+    args = build_parser().parse_args(["run", "--suite", "smoke", "--init-option", "phi_steps=7",
+                                      "--init-option", "unseen_classes=default"])
+    config = resolve_config(args)
+    assert config.init_options["phi_steps"] == 7
+    assert config.init_options["unseen_classes"] == "default"
