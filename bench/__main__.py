@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="initializer option, repeatable, e.g. phi_steps=400 or "
                      "unseen_classes=default (docs/initializers.md lists them)")
     run.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    run.add_argument("--compile", dest="compile_step", action=argparse.BooleanOptionalAction,
+                     help="run the training step under torch.compile (default: on for quick "
+                     "and full; costs 15-30 s per distinct seed-chunk shape)")
     run.add_argument("--out", type=Path, help="run directory (default: runs/<suite>-<time>)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out, skipping finished cells")
@@ -144,6 +147,8 @@ def resolve_config(args):
         changes["learning_rates"] = args.learning_rates
     if args.reference:
         changes["reference"] = args.reference
+    if args.compile_step is not None:
+        changes["compile_step"] = args.compile_step
     if args.init_option:
         changes["init_options"] = {**config.init_options, **dict(args.init_option)}
     if args.steps:

@@ -49,6 +49,9 @@ class RunConfig:
     device: str = "cpu"
     reference: str = "uniform"
     """Initializer the statistics compare against."""
+    compile_step: bool = False
+    """Run the per-seed gradient under torch.compile: about 1.3-1.5x the eager throughput on
+    CPU, after 15-30 s of compilation per distinct (seed count, batch) shape."""
     init_options: dict = field(default_factory=dict)
     """Options passed to every initializer (e.g. unseen_classes, unseen_class_bias)."""
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
@@ -118,6 +121,7 @@ def suite_config(suite: str, available_initializers: list[str]) -> RunConfig:
             learning_rates=(3e-4, 1e-3, 3e-3),
             student=Recipe("adam", 1e-3, num_steps=1000, eval_every=50),
             teacher=Recipe("adam", 3e-3, num_steps=1500, eval_every=250),
+            compile_step=True,
         )
     if suite == "ablation":
         return RunConfig(
@@ -135,6 +139,7 @@ def suite_config(suite: str, available_initializers: list[str]) -> RunConfig:
         student=Recipe("adam", 1e-3, num_steps=2000, eval_every=50),
         teacher=Recipe("adam", 3e-3, num_steps=2000, eval_every=250),
         d2_train_sizes={"mnist1d-subset": (500, 1000, 2000, 4000)},
+        compile_step=True,
     )
 
 

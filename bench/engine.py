@@ -191,7 +191,21 @@ def _compiled_gradient(spec: MLPSpec, loss_fn: Callable | None) -> Callable:
     # NOTE: torch.compile keeps at most torch._dynamo.config.recompile_limit (8) compiled
     # versions per function and falls back to eager beyond that, e.g. past 8 seed counts.
     mapped = vmap(grad_and_value(loss_fn or cross_entropy_loss(spec)))
-    return torch.compile(mapped, fullgraph=True, dynamic=False)
+    compiled = torch.compile(mapped, fullgraph=True, dynamic=False)
+    state = {"fallback": False}
+
+    def step(*args):
+        if state["fallback"]:
+            return mapped(*args)
+        try:
+            return compiled(*args)
+        except Exception as error:  # No C++ compiler, an unsupported backend, ...: run eager.
+            log.warning("torch.compile failed (%s: %s); training continues eagerly, about 1.5x "
+                        "slower", type(error).__name__, str(error).splitlines()[0][:200])
+            state["fallback"] = True
+            return mapped(*args)
+
+    return step
 
 
 @dataclass(frozen=True)

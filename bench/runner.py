@@ -88,7 +88,7 @@ def train_teachers(config: RunConfig, scenario: str, data: ScenarioData,
         # PyTorch's default init, from a generator purpose of its own (not the student's).
         params = _teacher_init(config, scenario, spec, seeds)
         order = seeding.generators(config.suite_seed, scenario, seeds, "teacher-order")
-        result = train(spec, params, d1, config.teacher, order,
+        result = train(spec, params, d1, config.teacher, order, compile_step=config.compile_step,
                        progress=progress.update if progress else None)
 
         parts.append({k: v.cpu() for k, v in result.params.items()})
@@ -169,6 +169,7 @@ def run_cell(config: RunConfig, cell: PlannedCell, data: ScenarioData, teachers:
     recipe = dataclasses.replace(config.student, learning_rate=cell.key.learning_rate)
     order = seeding.generators(config.suite_seed, cell.scenario, cell.seeds, "d2-order")
     result = train(student, params, d2, recipe, order, training_loss=init.training_loss,
+                   compile_step=config.compile_step,
                    progress=progress.update if progress else None)
 
     # 4. Summarize.

@@ -55,11 +55,10 @@ def _row(ctx, scenario, metric, name):
 def _failure_table(ctx):
     rows = []
     for item in ctx.analysis.failure_rates:
-        rate = item.get("rate") or item.get("failure_rate") or {}
-        text = (estimate_text(_as_estimate(rate)) if isinstance(rate, dict) else str(rate))
+        rate = item.get("rate") or {}
         rows.append([item.get("scenario", ""), item.get("initializer", ""),
-                     f"{item.get('n_failed', item.get('n_diverged', '?'))}/{item.get('n_total', '?')}",
-                     text])
+                     f"{item.get('n_diverged', '?')}/{item.get('n_seeds', '?')}",
+                     estimate_text(_EstimateView(rate))])
     if not rows:
         return None
     return table(rows, ["scenario", "initializer", "diverged", "rate [95% Wilson CI]"])
@@ -68,17 +67,22 @@ def _failure_table(ctx):
 def _aa_table(ctx):
     rows = []
     for item in ctx.analysis.aa_checks:
-        rates = item.get("false_positive_rates") or item.get("rejection_rates") or {}
-        text = ", ".join(f"{test}: {number(rate)}" for test, rate in rates.items()) \
-            if isinstance(rates, dict) else str(rates)
-        rows.append([item.get("scenario", ""), item.get("metric", ""),
-                     item.get("initializer", ctx.reference), item.get("n_splits", ""),
-                     text or item.get("not_testable", "")])
+        if item.get("metric") not in VARIANCE_METRICS:
+            continue
+        rates = item.get("false_positive_rate") or {}
+        if item.get("not_testable"):
+            text = f"not testable: {item['not_testable']}"
+        else:
+            text = ", ".join(f"{test}: {number(rate)}" for test, rate in rates.items())
+        rows.append([item.get("scenario", ""), label(item.get("metric", "")),
+                     item.get("initializer", ctx.reference), item.get("n_splits", ""), text])
     if not rows:
         return None
     return table(rows, ["scenario", "metric", "arm", "splits", "false-positive rate at α = 0.05"])
 
 
-class _as_estimate:  # noqa: N801  (a thin view so estimate_text can format a dict)
+class _EstimateView:
+    """Attribute access to an Estimate stored as a dict, for `estimate_text`."""
+
     def __init__(self, data: dict):
         self.value, self.low, self.high = data.get("value"), data.get("low"), data.get("high")
