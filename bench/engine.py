@@ -244,6 +244,39 @@ class TrainingLoss:
         return vmap(grad_and_value(mixed), in_dims=(0, 0, 0, 0, None))
 
 
+def step_unless_diverged(optimizer: torch.optim.Optimizer, names: list[str],
+                         tensors: list[torch.Tensor], grads: dict[str, torch.Tensor],
+                         losses: torch.Tensor, diverged_step: torch.Tensor,
+                         step: int) -> torch.Tensor:
+    """Take one optimizer step on stacked `tensors`, leaving diverged seeds frozen.
+
+    A seed whose loss (S,) is non-finite at `step` is marked diverged there. Frozen seeds get
+    a zero gradient, which keeps their optimizer state finite, and their weights are put back
+    after the step, so no seed's update depends on another seed. Returns the updated
+    divergence steps, shape (S,), -1 for seeds that have not diverged.
+    """
+    newly = ~torch.isfinite(losses) & (diverged_step < 0)
+    diverged_step = torch.where(newly, torch.full_like(diverged_step, step), diverged_step)
+    frozen = diverged_step >= 0
+    any_frozen = bool(frozen.any())
+    before = [t.clone() for t in tensors] if any_frozen else None
+
+    for tensor, name in zip(tensors, names):
+        grad = grads[name]
+        if any_frozen:
+            mask = frozen.view(-1, *([1] * (grad.dim() - 1)))
+            grad = torch.where(mask, torch.zeros_like(grad), grad)
+        tensor.grad = grad
+    optimizer.step()
+
+    if any_frozen:
+        with torch.no_grad():
+            for tensor, old in zip(tensors, before):
+                mask = frozen.view(-1, *([1] * (tensor.dim() - 1)))
+                tensor.copy_(torch.where(mask, old, tensor))
+    return diverged_step
+
+
 def make_step(
     spec: MLPSpec,
     recipe: Recipe,
@@ -284,25 +317,9 @@ def make_step(
             grads, losses = mixed_fn(dict(zip(names, tensors)), training_loss.aux, x, y,
                                      torch.tensor(weight, dtype=x.dtype, device=x.device))
 
-        # 3. A non-finite loss freezes its seed from this step on.
-        newly = ~torch.isfinite(losses) & (diverged_step < 0)
-        diverged_step = torch.where(newly, torch.full_like(diverged_step, step), diverged_step)
-        frozen = diverged_step >= 0
-        any_frozen = bool(frozen.any())
-        before = [t.clone() for t in tensors] if any_frozen else None
-
-        # 4. Optimizer step on the stacked tensors.
-        for tensor, name in zip(tensors, names):
-            tensor.grad = grads[name]
-        optimizer.step()
-
-        # 5. Restore the frozen seeds.
-        if any_frozen:
-            with torch.no_grad():
-                for tensor, old in zip(tensors, before):
-                    mask = frozen.view(-1, *([1] * (tensor.dim() - 1)))
-                    tensor.copy_(torch.where(mask, old, tensor))
-
+        # 3-5. Mark and freeze diverged seeds, then step the optimizer for the others.
+        diverged_step = step_unless_diverged(optimizer, names, tensors, grads, losses,
+                                             diverged_step, step)
         return losses, diverged_step
 
     return train_step

@@ -52,7 +52,7 @@ import torch
 from torch.func import grad_and_value, vmap
 
 from bench.datasets import Split
-from bench.engine import SeedBatches, cross_entropy_loss
+from bench.engine import SeedBatches, cross_entropy_loss, step_unless_diverged
 from bench.hessian import gaussian_probes
 from bench.models import MLPSpec, Params, stack_seeds
 from initializers import phi_terms, transfer
@@ -354,23 +354,9 @@ def minimize(ctx: InitContext, config: PhiConfig, start: Params, *,
         params = dict(zip(names, tensors))
         grads, (total, terms) = step_fn(params, teacher, x[index], y[index], extras)
 
-        newly = ~torch.isfinite(total) & (diverged_step < 0)
-        diverged_step = torch.where(newly, torch.full_like(diverged_step, step), diverged_step)
+        diverged_step = step_unless_diverged(optimizer, names, tensors, grads, total,
+                                             diverged_step, step)
         frozen = diverged_step >= 0
-        any_frozen = bool(frozen.any())
-        before = [t.clone() for t in tensors] if any_frozen else None
-
-        for tensor, name in zip(tensors, names):
-            g = grads[name]
-            if any_frozen:  # Keep the frozen seeds' Adam state finite.
-                g = torch.where(frozen.view(-1, *([1] * (g.dim() - 1))), torch.zeros_like(g), g)
-            tensor.grad = g
-        optimizer.step()
-        if any_frozen:
-            with torch.no_grad():
-                for tensor, old in zip(tensors, before):
-                    mask = frozen.view(-1, *([1] * (tensor.dim() - 1)))
-                    tensor.copy_(torch.where(mask, old, tensor))
 
         live = ~frozen
         with torch.no_grad():
