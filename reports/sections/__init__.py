@@ -42,7 +42,7 @@ class Section:
 
 @dataclass
 class ReportContext:
-    """What every section can read."""
+    """The inputs every section reads: run, configuration, results and their statistics."""
 
     run_dir: Path | None
     """None when the report comes from a results CSV alone (`bench analyze`)."""
