@@ -487,18 +487,25 @@ def _add_survival(analysis: Analysis, table: pd.DataFrame) -> None:
 
 
 def _add_ranking(analysis: Analysis, table: pd.DataFrame, overrides: Mapping[str, bool]) -> None:
-    scenarios = table["scenario"].nunique()
-    if scenarios < 2:
-        analysis.ranking_note = (
-            f"the ranking across scenarios needs at least 2 scenarios, got {scenarios}"
-        )
-        return
+    """Rank the initializers per metric with Friedman/Nemenyi.
 
+    Blocks are scenarios (each initializer's mean per scenario) when there are at least 2.
+    With a single scenario the blocks are its seeds, which are paired across initializers
+    (same teacher, data order and noise), so the ranking still has a meaning there: how
+    consistently one initializer beats another seed by seed. `ranking_blocks` records which.
+    """
+    scenarios = table["scenario"].nunique()
     compared = table[~table["metric"].isin(NOT_COMPARED) & np.isfinite(table["value"])]
+    if scenarios >= 2:
+        analysis.ranking_blocks = "scenarios"
+        index = "scenario"
+    else:
+        analysis.ranking_blocks = "seeds"
+        index = "seed"
+
     for metric, group in compared.groupby("metric", sort=True):
-        means = group.pivot_table(
-            index="scenario", columns="initializer", values="value", aggfunc="mean"
-        )
+        means = group.pivot_table(index=index, columns="initializer", values="value",
+                                  aggfunc="mean")
         analysis.ranking[str(metric)] = stats.friedman_nemenyi(
             means, is_higher_better(str(metric), overrides), alpha=analysis.options.alpha
         )

@@ -134,6 +134,8 @@ class Analysis:
     survival_note: str | None = None
     ranking: dict[str, RankingResult] = field(default_factory=dict)
     ranking_note: str | None = None
+    ranking_blocks: str = "scenarios"
+    """What the Friedman blocks are: "scenarios", or "seeds" when there is one scenario."""
     failure_rates: list[dict[str, Any]] = field(default_factory=list)
     failure_rate_note: str | None = None
     aa_checks: list[dict[str, Any]] = field(default_factory=list)
@@ -160,6 +162,7 @@ class Analysis:
             "ranking": {
                 "results": {metric: result.to_dict() for metric, result in self.ranking.items()},
                 "not_testable": self.ranking_note,
+                "blocks": self.ranking_blocks,
             },
             "failure_rates": {
                 "results": list(self.failure_rates),

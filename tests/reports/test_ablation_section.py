@@ -37,7 +37,7 @@ def context(table: pd.DataFrame) -> ReportContext:
 
 
 def test_section_follows_the_criteria_and_precedes_the_ranking():
-    # DESIGN §7: one section per criterion, then the ablation section, then the ranking.
+    # One section per criterion, then the ablation section, then the ranking.
     position = SECTION_MODULES.index("ablation")
     assert position > SECTION_MODULES.index("variance")
     assert position < SECTION_MODULES.index("ranking")

@@ -197,11 +197,15 @@ def test_analyze_failure_rate_counts():
     assert rates["uniform"]["n_diverged"] == 0
 
 
-def test_analyze_ranking_needs_two_scenarios():
-    analysis = analyze(_table(), **FAST)
+def test_analyze_ranking_one_scenario_uses_seeds():
+    """Check that with one scenario the Friedman blocks are its seeds, as stated in the output."""
+    table = _table()
+    analysis = analyze(table, **FAST)
 
-    assert analysis.ranking == {}
-    assert analysis.ranking_note == "the ranking across scenarios needs at least 2 scenarios, got 1"
+    assert analysis.ranking_blocks == "seeds"
+    assert analysis.to_dict()["ranking"]["blocks"] == "seeds"
+    for result in analysis.ranking.values():
+        assert result.n_blocks == table["seed"].nunique()
 
 
 def test_analyze_equivalence_only_with_margin():
