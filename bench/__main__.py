@@ -10,6 +10,8 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -33,8 +35,9 @@ def _float_list(text: str) -> tuple[float, ...]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"invalid list {text!r}: give comma-separated numbers, e.g. 3e-4,1e-3")
-    if not values or any(not (v > 0) for v in values):
-        raise argparse.ArgumentTypeError(f"invalid list {text!r}: every value must be positive")
+    if not values or any(not (0 < v < math.inf) for v in values):
+        raise argparse.ArgumentTypeError(
+            f"invalid list {text!r}: every value must be a positive finite number")
     return values
 
 
@@ -53,7 +56,11 @@ def _key_value(text: str) -> tuple[str, object]:
 
 
 def _names(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"invalid list {text!r}: give one or more names, "
+                                         f"e.g. uniform,xavier (python -m bench list shows them)")
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,6 +178,9 @@ def resolve_config(args):
         # The reference arm must be trained for the paired comparisons.
         config = dataclasses.replace(config, initializers=(config.reference, *config.initializers))
     validate(config, names)
+    from bench.runner import check_device
+
+    check_device(config.device)
     return config
 
 
@@ -269,6 +279,14 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # Unwritable --out, a file where a directory should be, ...
+        print(f"error: cannot use {error.filename or 'a path'}: {error.strerror or error}. "
+              f"Choose a writable directory, e.g. --out runs/mine.", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as error:
+        print(f"error: the results database is damaged ({error}). Start a new run with "
+              f"another --out directory.", file=sys.stderr)
         return 2
 
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 from bench.datasets import SCENARIOS, get_scenario, validate_d2_train_size
 from bench.engine import Recipe
 from bench.errors import unknown_name_error
 from bench.robustness import RobustnessConfig
+
+MAX_SEEDS = 10_000
+"""Upper bound on seeds per run, far above any study's need; it keeps a typo from filling memory."""
 
 SUITES = ("smoke", "quick", "full", "ablation")
 
@@ -43,7 +47,7 @@ class RunConfig:
     d2_train_sizes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     """D2 training sizes per scenario; a scenario not listed uses its default size."""
     chunk_size: int = 32
-    """Seeds trained together in one cell; results do not depend on it."""
+    """Seeds trained together in one cell; results depend on it only through float rounding."""
     suite_seed: int = 0
     """Root of every per-seed random generator."""
     device: str = "cpu"
@@ -157,10 +161,17 @@ def validate(config: RunConfig, available_initializers: list[str]) -> None:
                                  available_initializers)
 
     _positive_int("num_seeds", config.num_seeds, "the number of seeds, e.g. --seeds 16")
+    if config.num_seeds > MAX_SEEDS:
+        raise ValueError(f"num_seeds={config.num_seeds} is invalid: at most {MAX_SEEDS} seeds per "
+                         f"run (each has its own teacher). Split larger studies into runs with "
+                         f"another suite_seed.")
     _positive_int("chunk_size", config.chunk_size, "seeds per cell, e.g. --chunk-size 32")
     if config.suite_seed < 0:
         raise ValueError(f"suite_seed={config.suite_seed} is invalid: use a non-negative integer.")
-    if not config.learning_rates or any(not (lr > 0) for lr in config.learning_rates):
+    if len(set(config.learning_rates)) != len(config.learning_rates):
+        raise ValueError(f"learning_rates={config.learning_rates} lists a rate twice; list each "
+                         f"once.")
+    if not config.learning_rates or any(not (0 < lr < math.inf) for lr in config.learning_rates):
         raise ValueError(f"learning_rates={config.learning_rates} is invalid: give one or more "
                          f"positive numbers, e.g. --learning-rates 3e-4,1e-3.")
     if len(set(config.initializers)) != len(config.initializers):
@@ -170,15 +181,66 @@ def validate(config: RunConfig, available_initializers: list[str]) -> None:
     _validate_init_options(config.init_options)
 
 
+# Initializer options other than φ's and pretrain's (those modules check their own):
+# key → (type, smallest value, largest value, allowed words).
+_INT, _FLOAT, _WORD = "integer", "number", "word"
+INIT_OPTIONS = {
+    "unseen_classes": (_WORD, None, None, ("bias", "default")),
+    "unseen_class_bias": (_FLOAT, 0.0, 1e6, ()),
+    "lsuv_tolerance": (_FLOAT, 1e-6, 1.0, ()),
+    "lsuv_max_passes": (_INT, 1, 1000, ()),
+    "lsuv_batch_size": (_INT, 1, 10**9, ()),
+    "gradinit_steps": (_INT, 0, 10**6, ()),
+    "gradinit_lr": (_FLOAT, 1e-12, 10.0, ()),
+    "gradinit_inner_lr": (_FLOAT, 1e-12, 10.0, ()),
+    "gradinit_max_grad_norm": (_FLOAT, 1e-12, 1e6, ()),
+    "gradinit_min_scale": (_FLOAT, 1e-12, 1.0, ()),
+    "gradinit_batch_size": (_INT, 1, 10**9, ()),
+    "metainit_steps": (_INT, 0, 10**6, ()),
+    "metainit_lr": (_FLOAT, 1e-12, 10.0, ()),
+    "metainit_momentum": (_FLOAT, 1e-12, 0.999999, ()),
+    "metainit_eps": (_FLOAT, 1e-12, 1.0, ()),
+    "metainit_batch_size": (_INT, 1, 10**9, ()),
+    "ligo_steps": (_INT, 0, 10**6, ()),
+    "ligo_lr": (_FLOAT, 1e-12, 10.0, ()),
+    "ligo_batch_size": (_INT, 1, 10**9, ()),
+    "ligo_split": (_WORD, None, None, ("dirichlet", "count")),
+    "net2net_noise": (_FLOAT, 0.0, 10.0, ()),
+    "ki_weight": (_FLOAT, 0.0, 1.0, ()),
+    "ki_fraction": (_FLOAT, 0.0, 1.0, ()),
+    "ki_temperature": (_FLOAT, 1e-3, 1e3, ()),
+}
+"""Every initializer option outside the phi_* and pretrain_* families, with its valid range."""
+
+
 def _validate_init_options(options: dict) -> None:
-    """Check initializer options before any training, so a typo fails in a second."""
-    from initializers.phi import phi_config
+    """Check every initializer option before any training, so a typo fails in a second."""
+    from initializers.phi import phi_config, pretrain_options
 
     phi_config(options)
-    mode = options.get("unseen_classes", "bias")
-    if mode not in ("bias", "default"):
-        raise ValueError(f"unseen_classes={mode!r} is invalid: use 'bias' (zero weights, "
-                         f"bias -c) or 'default'.")
+    pretrain_options(options)
+    for key, value in options.items():
+        if key.startswith(("phi_", "pretrain_")):
+            continue
+        if key not in INIT_OPTIONS:
+            raise unknown_name_error("initializer option", key,
+                                     [*INIT_OPTIONS, "phi_* (docs/phi-defaults.md)",
+                                      "pretrain_*"])
+        _check_option(key, value, *INIT_OPTIONS[key])
+
+
+def _check_option(key: str, value, kind: str, low, high, words: tuple) -> None:
+    if kind == _WORD:
+        if value not in words:
+            raise ValueError(f"{key}={value!r} is invalid: use one of {', '.join(words)}.")
+        return
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    valid = number is not None and math.isfinite(number) and low <= number <= high
+    if kind == _INT and valid:
+        valid = float(number).is_integer()
+    if not valid:
+        raise ValueError(f"{key}={value!r} is invalid: it must be a{'n' if kind == _INT else ''} "
+                         f"{kind} in [{low:g}, {high:g}], e.g. --init-option {key}={low:g}.")
 
 
 def _positive_int(name: str, value, meaning: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ def plan(config: RunConfig) -> list[PlannedCell]:
 
 def check_device(device: str) -> None:
     """Raise a clear error when a CUDA device is requested but not available."""
+    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise ValueError(f"device={device!r} is invalid: use 'cpu', 'cuda' or 'cuda:N'.")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} is not available: this PyTorch build "
                          f"({torch.__version__}) sees no CUDA device. Use --device cpu.")

@@ -103,7 +103,7 @@ class RunStore:
                     f"{self.run_dir} already contains a run. Pass --resume to continue it, or "
                     f"choose another --out directory."
                 )
-            stored = RunConfig.from_dict(json.loads(config_path.read_text()))
+            stored = self.load_config()
             differences = config_differences(stored, config)
             if differences:
                 raise ConfigMismatchError(
@@ -130,7 +130,11 @@ class RunStore:
                 f"{self.run_dir} is not a run directory: config.json is missing. Pass the "
                 f"directory that `bench run --out` wrote."
             )
-        return RunConfig.from_dict(json.loads(path.read_text()))
+        try:
+            return RunConfig.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError, KeyError) as error:
+            raise ValueError(f"{path} is damaged or from another version ({error}). Restore it, "
+                             f"or start a new run in another --out directory.") from error
 
     def connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.db_path, timeout=60)
@@ -181,7 +185,14 @@ class RunStore:
 
     def load_teachers(self, scenario: str) -> dict | None:
         path = self.teacher_path(scenario)
-        return torch.load(path, weights_only=True) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, weights_only=True)
+        except (RuntimeError, EOFError, OSError) as error:
+            raise ValueError(f"{path} is damaged ({error}). Delete it to train the teachers "
+                             f"again (the finished cells stay valid only with the same teachers, "
+                             f"so a new run directory is safer).") from error
 
 
 def config_differences(stored: RunConfig, requested: RunConfig) -> list[str]:

@@ -114,13 +114,14 @@ def _analyze(tidy: pd.DataFrame, reference: str, paired: bool | None = True):
 
 def write_report(ctx: ReportContext, report_dir: Path, methods: list[str]) -> None:
     """Render every section and write all report files."""
+    # The numbers first, so that a failure while drawing loses nothing computed.
     report_dir.mkdir(parents=True, exist_ok=True)
-    sections = render_all(ctx)
     columns = [c for c in TIDY_COLUMNS if c in ctx.tidy.columns]
     ctx.tidy.to_csv(report_dir / "results.csv", index=False, columns=columns)
     (report_dir / "stats.json").write_text(json.dumps(ctx.analysis.to_dict(), indent=1,
                                                       allow_nan=False))
     (report_dir / "README.md").write_text(COLUMNS_DOC)
+    sections = render_all(ctx)
 
     title = "Initializing a large student from a small teacher: benchmark report"
     environment = jinja2.Environment(
@@ -195,4 +196,22 @@ def methods_paragraphs(ctx: ReportContext) -> list[str]:
         f"Initializers: {', '.join(config.initializers)}. A seed whose loss became non-finite "
         f"was frozen and counted as diverged."
     )
-    return [design, ctx.analysis.methods_text()]
+    paragraphs = [design, ctx.analysis.methods_text()]
+    missing = _unfinished_cells(config, results)
+    if missing:
+        paragraphs.insert(0, f"Partial results: {len(missing)} planned cell(s) have not finished "
+                             f"({'; '.join(missing[:6])}{' …' if len(missing) > 6 else ''}). "
+                             f"Continue with `python -m bench run --resume --out RUN_DIR` and the "
+                             f"same options.")
+    return paragraphs
+
+
+def _unfinished_cells(config, results) -> list[str]:
+    """Return the planned cells missing from the results database, as readable labels."""
+    from bench.runner import plan
+
+    finished = {(r.scenario, r.initializer, float(r.learning_rate), int(r.chunk))
+                for r in results.cells.itertuples()}
+    return [str(cell.key) for cell in plan(config)
+            if (cell.key.scenario, cell.key.initializer, cell.key.learning_rate,
+                cell.key.chunk) not in finished]

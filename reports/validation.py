@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -111,4 +112,15 @@ def load_results_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"results file {str(path)!r} was not found; pass the path of a CSV file.")
-    return validate_results(pd.read_csv(path))
+    try:
+        # index_col=False with ParserWarning as an error: a row with more fields than the
+        # header is rejected instead of silently turning its first fields into an index.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(path, index_col=False, encoding="utf-8")
+    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError,
+            UnicodeDecodeError) as error:
+        raise ValueError(f"results file {str(path)!r} is not a readable UTF-8 CSV ({error}). "
+                         f"Write one header line (scenario,initializer,seed,metric,value) and "
+                         f"one row per value, all with the same number of fields.") from error
+    return validate_results(table)

@@ -6,11 +6,15 @@ has nothing for it). `SECTION_MODULES` fixes their order in index.html and summa
 
 from __future__ import annotations
 
+import html
 import importlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.config import RunConfig
+
+log = logging.getLogger(__name__)
 
 SECTION_MODULES = [
     "headline",
@@ -61,7 +65,15 @@ def render_all(ctx: ReportContext) -> list[Section]:
     sections = []
     for name in SECTION_MODULES:
         module = importlib.import_module(f"reports.sections.{name}")
-        section = module.render(ctx)
+        try:
+            section = module.render(ctx)
+        except Exception as error:  # One broken figure must not cost the rest of the report.
+            log.warning("report section %s failed: %s: %s", name, type(error).__name__, error)
+            section = Section(name, f"{name} (failed)",
+                              f"<p class='note'>This section could not be drawn: "
+                              f"{html.escape(f'{type(error).__name__}: {error}')}. "
+                              f"stats.json holds its numbers.</p>",
+                              f"This section could not be drawn: {type(error).__name__}: {error}")
         if section is not None:
             sections.append(section)
     return sections

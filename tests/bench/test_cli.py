@@ -17,6 +17,13 @@ from bench.__main__ import main
     (["report", "/nonexistent/run"], r"config.json is missing"),
     (["run", "--init-option", "phi_stepz=3"], r"unknown φ option\(s\) \['phi_stepz'\].*phi_steps"),
     (["run", "--init-option", "unseen_classes=zero"], r"unseen_classes='zero' is invalid"),
+    (["run", "--init-option", "unseen_class_bias=abc"], r"unseen_class_bias='abc' is invalid"),
+    (["run", "--init-option", "ligo_steps=-5"], r"ligo_steps=-5 is invalid: it must be an integer"),
+    (["run", "--init-option", "ki_weight=nan"], r"ki_weight='nan' is invalid"),
+    (["run", "--init-option", "ligo_stepz=5"], r"unknown initializer option 'ligo_stepz'\. Did you mean 'ligo_steps'"),
+    (["run", "--seeds", "99999999999", "--dry-run"], r"num_seeds=99999999999 is invalid: at most 10000"),
+    (["run", "--learning-rates", "1e-3,0.001", "--dry-run"], r"lists a rate twice"),
+    (["run", "--device", "cuda:abc", "--dry-run"], r"device='cuda:abc' is invalid"),
 ])
 def test_invalid_input_exits_with_message(argv, expected, capsys):
     """Check that bad names and values exit with status 2 and a message naming them."""
@@ -27,7 +34,9 @@ def test_invalid_input_exits_with_message(argv, expected, capsys):
 @pytest.mark.parametrize("argv, expected", [
     (["run", "--seeds", "0"], "invalid value 0: it must be at least 1"),
     (["run", "--seeds", "many"], "invalid integer 'many'"),
-    (["run", "--learning-rates", "0.1,-1"], "every value must be positive"),
+    (["run", "--learning-rates", "0.1,-1"], "every value must be a positive finite number"),
+    (["run", "--learning-rates", "inf"], "every value must be a positive finite number"),
+    (["run", "--init", ","], "give one or more names"),
     (["run", "--steps", "-5"], "invalid value -5"),
     (["run", "--init-option", "phi_steps"], "invalid option 'phi_steps': write KEY=VALUE"),
 ])
@@ -72,3 +81,22 @@ def test_init_option_reaches_config():
     config = resolve_config(args)
     assert config.init_options["phi_steps"] == 7
     assert config.init_options["unseen_classes"] == "default"
+
+
+def test_unwritable_out_is_reported(tmp_path, capsys):
+    """Check that an --out below a regular file gives an error, not a traceback."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    argv = ["run", "--suite", "smoke", "--scenario", "digits-subset", "--out",
+            str(blocker / "sub")]
+    assert main(argv) == 2
+    assert "cannot use" in capsys.readouterr().err
+
+
+def test_damaged_config_is_reported(tmp_path, capsys):
+    """Check that a damaged config.json is named with the way out."""
+    (tmp_path / "config.json").write_text("{not json")
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "config.json is damaged" in err
+    assert "another --out" in err

@@ -61,3 +61,24 @@ def test_analyze_unknown_reference(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "'uniform'" in err
     assert "a, b" in err
+
+
+@pytest.mark.parametrize("content", ["", "scenario,initializer,seed,metric,value\n\"open",
+                                     "scenario,initializer,seed,metric,value\ns,a,1,m,1,2,3\n"])
+def test_analyze_malformed_csv(tmp_path, capsys, content):
+    """Check that an empty, badly quoted or ragged CSV is named with the expected layout."""
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    assert main(["analyze", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err
+    assert "scenario,initializer,seed,metric,value" in err
+
+
+def test_analyze_huge_values_keep_statistics(tmp_path):
+    """Check that values too large to draw still give stats.json and a report."""
+    rows = [("toy", name, i, "test/loss", 1e308 * (1 if i % 2 else -1))
+            for name in ("uniform", "b") for i in range(6)]
+    _write_csv(tmp_path / "results.csv", rows)
+    main(["analyze", str(tmp_path / "results.csv"), "--out", str(tmp_path / "out")])
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["comparisons"]
