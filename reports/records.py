@@ -135,7 +135,7 @@ class Analysis:
     ranking: dict[str, RankingResult] = field(default_factory=dict)
     ranking_note: str | None = None
     ranking_blocks: str = "scenarios"
-    """What the Friedman blocks are: "scenarios", or "seeds" when there is one scenario."""
+    """The Friedman blocks: "scenarios", or "seeds" when there is one scenario."""
     failure_rates: list[dict[str, Any]] = field(default_factory=list)
     failure_rate_note: str | None = None
     aa_checks: list[dict[str, Any]] = field(default_factory=list)

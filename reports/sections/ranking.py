@@ -7,7 +7,7 @@ from reports.sections import ReportContext, Section
 from reports.sections._common import label, number
 
 RANKING_METRICS = ("test/accuracy", "test/loss", "test/accuracy_auc")
-"""Metrics drawn in the report; stats.json holds the ranking of every metric."""
+"""Metrics drawn in the report; stats.json contains the ranking of every metric."""
 
 
 def render(ctx: ReportContext) -> Section | None:
