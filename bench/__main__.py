@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="train a suite and write its report")
-    run.add_argument("--suite", default="quick",
-                     help="preset: smoke, quick or full (default: quick)")
+    run.add_argument("--suite",
+                     help="preset: smoke, quick, full or ablation (default: quick, or the "
+                     "stored run's suite with --resume)")
     run.add_argument("--scenario", type=_names, help="comma-separated scenario names")
     run.add_argument("--init", type=_names, help="comma-separated initializer names")
     run.add_argument("--seeds", type=_positive_int, help="number of seeds (paired)")
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="KEY=VALUE",
                      help="initializer option, repeatable, e.g. phi_steps=400 or "
                      "unseen_classes=default (docs/initializers.md lists them)")
-    run.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    run.add_argument("--device", help="cpu or cuda (default: cpu)")
     run.add_argument("--compile", dest="compile_step", action=argparse.BooleanOptionalAction,
                      help="run the training step under torch.compile (default: on for quick "
                      "and full; costs 15-30 s per distinct seed-chunk shape)")
@@ -140,8 +141,14 @@ def resolve_config(args):
     from bench.config import suite_config, validate
 
     names = sorted(initializers.available())
-    config = suite_config(args.suite, names)
-    changes = {"device": args.device}
+    stored = _stored_config(args)
+    if stored is not None and args.suite in (None, stored.suite):
+        # --resume continues the stored run: options not given keep their stored values.
+        config = stored
+        changes = {} if args.device is None else {"device": args.device}
+    else:
+        config = suite_config(args.suite or "quick", names)
+        changes = {"device": args.device or "cpu"}
     if args.scenario:
         changes["scenarios"] = args.scenario
     if args.init:
@@ -182,6 +189,17 @@ def resolve_config(args):
 
     check_device(config.device)
     return config
+
+
+def _stored_config(args):
+    """Return the configuration stored in --out when resuming, else None."""
+    if not getattr(args, "resume", False) or args.out is None:
+        return None
+    if not (args.out / "config.json").exists():
+        return None
+    from bench.store import RunStore
+
+    return RunStore(args.out).load_config()
 
 
 def command_run(args) -> int:

@@ -42,6 +42,7 @@ on the validation split as documented in docs/phi-defaults.md):
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import time
@@ -203,7 +204,9 @@ def phi_config(options: dict, lambdas: Callable[[tuple], tuple] | None = None) -
     """
     unknown = sorted(k for k in options if k.startswith("phi_") and k not in PHI_DEFAULTS)
     if unknown:
-        raise ValueError(f"unknown φ option(s) {unknown}: valid options are "
+        close = difflib.get_close_matches(unknown[0], PHI_DEFAULTS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown φ option(s) {unknown}.{hint} Valid options are "
                          f"{', '.join(sorted(PHI_DEFAULTS))}.")
     merged = {**PHI_DEFAULTS, **{k: v for k, v in options.items() if k in PHI_DEFAULTS}}
     weights = _lambdas_option(merged["phi_lambdas"])

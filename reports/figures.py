@@ -45,7 +45,7 @@ def curves_with_bands(series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray
     Returns:
         The matplotlib Figure.
     """
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = plt.subplots(figsize=(8.4, 4.0))
     for index, (label, (x, center, low, high)) in enumerate(series.items()):
         color = color_for(index)
         ax.plot(x, center, label=label, color=color, linewidth=1.4)
@@ -56,9 +56,15 @@ def curves_with_bands(series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2, frameon=False)
+    _legend_outside(ax, len(series))
     fig.tight_layout()
     return fig
+
+
+def _legend_outside(ax, num_entries: int) -> None:
+    """Put the legend right of the axes, so that it never hides a curve."""
+    ax.legend(fontsize=8, ncol=1 if num_entries <= 14 else 2, frameon=False, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def strip_plot(groups: dict[str, np.ndarray], *, ylabel: str, title: str = ""):
@@ -79,17 +85,24 @@ def strip_plot(groups: dict[str, np.ndarray], *, ylabel: str, title: str = ""):
     return fig
 
 
-def step_curves(series: dict[str, tuple[np.ndarray, np.ndarray]], *, xlabel: str, ylabel: str,
-                title: str = ""):
-    """Plot step functions, e.g. Kaplan–Meier curves: label → (times, values)."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for index, (label, (x, y)) in enumerate(series.items()):
-        ax.step(x, y, where="post", label=label, color=color_for(index), linewidth=1.4)
+def step_curves(series: dict[str, tuple], *, xlabel: str, ylabel: str, title: str = ""):
+    """Plot step functions, e.g. Kaplan–Meier curves: label → (times, values[, low, high]).
+
+    With low and high, a shaded step band is drawn (NaN bounds leave gaps).
+    """
+    fig, ax = plt.subplots(figsize=(8.4, 4.0))
+    for index, (label, curve) in enumerate(series.items()):
+        x, y = curve[0], curve[1]
+        color = color_for(index)
+        ax.step(x, y, where="post", label=label, color=color, linewidth=1.4)
+        if len(curve) == 4:
+            ax.fill_between(x, curve[2], curve[3], step="post", color=color, alpha=0.12,
+                            linewidth=0)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2, frameon=False)
+    _legend_outside(ax, len(series))
     fig.tight_layout()
     return fig
 

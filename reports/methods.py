@@ -60,7 +60,7 @@ def _design_sentence(paired: bool | None) -> str:
             "seeds for the metric, and as unpaired otherwise."
         )
     return (
-        "All arms are analysed as paired with the reference."
+        "All arms are analysed as paired with the reference, seed i against seed i."
         if paired
         else ("All arms are analysed as unpaired (independent) samples.")
     )
@@ -89,7 +89,8 @@ def methods_text(options: AnalysisOptions | None = None) -> str:
     )
     sentences = [
         f"Each initializer was compared with the reference arm '{options.reference}' per "
-        "scenario and metric, treating seeds as independent replicates. "
+        "scenario and metric. Seeds are independent draws within an arm; seed i of "
+        "different arms may share randomness (teacher, data order), which pairing uses. "
         f"{_design_sentence(options.paired)} ",
         "Paired arms were compared with the Wilcoxon signed-rank test (zero differences dropped, "
         "zero_method='wilcox'; average ranks for ties) and the paired t-test; unpaired arms with "

@@ -123,4 +123,9 @@ def load_results_csv(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"results file {str(path)!r} is not a readable UTF-8 CSV ({error}). "
                          f"Write one header line (scenario,initializer,seed,metric,value) and "
                          f"one row per value, all with the same number of fields.") from error
-    return validate_results(table)
+    validated = validate_results(table)
+    if "learning_rate" in table.columns:
+        # Not used by the statistics; kept so that the report can show each arm's rate.
+        validated["learning_rate"] = pd.to_numeric(table.loc[validated.index, "learning_rate"],
+                                                   errors="coerce")
+    return validated

@@ -52,24 +52,26 @@ def find_test(tests, name_prefix: str):
     return None
 
 
-def number(value, digits: int = 3) -> str:
-    """Format a number, or "n/a" for None or a non-finite value (never a bare NaN)."""
+def number(value, digits: int = 4) -> str:
+    """Format a number with `digits` significant digits, or "n/a" for None or non-finite."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return f"{value:.{digits}g}"
 
 
-def estimate_text(estimate, digits: int = 3) -> str:
-    """Format "value [low, high]", or "not testable" when the estimate has no value."""
+def estimate_text(estimate, digits: int = 4) -> str:
+    """Format "value [low, high]", "value (no CI)" or "not testable".
+
+    stats.json gives the reason for every missing interval (e.g. all values equal).
+    """
     if estimate is None:
         return "n/a"
     if estimate.value is None:
         return "not testable"
     if estimate.low is None or estimate.high is None:
-        return number(estimate.value, digits)
-    return f"{number(estimate.value, digits)} [{number(estimate.low, digits)}, {number(estimate.high, digits)}]"
+        return f"{number(estimate.value, digits)} (no CI)"
+    return (f"{number(estimate.value, digits)} [{number(estimate.low, digits)}, "
+            f"{number(estimate.high, digits)}]")
 
 
 def p_text(test, alpha: float = 0.05) -> str:

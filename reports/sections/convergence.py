@@ -7,7 +7,7 @@ import scipy.stats
 
 from reports.figures import curves_with_bands, figure_to_svg, step_curves
 from reports.sections import ReportContext, Section
-from reports.sections._common import estimate_text, initializers, p_text, table
+from reports.sections._common import estimate_text, initializers, label, p_text, table
 
 
 def mean_band(values: np.ndarray, confidence: float = 0.95):
@@ -75,10 +75,14 @@ def _learning_curves(ctx: ReportContext, scenario: str, names: list[str]) -> str
             series[name] = (x, *mean_band(table_.to_numpy(float)))
         xlabel = ("D2 training steps" if against == "steps"
                   else "total optimizer steps (initializer + D2 training)")
-        fig = curves_with_bands(series, xlabel=xlabel, ylabel=metric,
+        fig = curves_with_bands(series, xlabel=xlabel, ylabel=label(metric),
                                 title=f"{scenario}: {metric} against {against}")
         parts.append(f"<figure>{figure_to_svg(fig)}</figure>")
     return f"<h3>{scenario}: learning curves</h3>\n" + "\n".join(parts)
+
+
+def _or_nan(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
 def _survival(ctx, scenario, survival, names):
@@ -89,9 +93,11 @@ def _survival(ctx, scenario, survival, names):
             continue
         times = np.concatenate([[0.0], np.asarray(curve.times, float)])
         values = np.concatenate([[1.0], np.asarray(curve.survival, float)])
-        series[name] = (times, 1.0 - values)
+        low = np.concatenate([[1.0], _or_nan(curve.ci_low)])
+        high = np.concatenate([[1.0], _or_nan(curve.ci_high)])
+        series[name] = (times, 1.0 - values, 1.0 - high, 1.0 - low)
         logrank = survival.logrank.get(name)
-        rows.append([name, f"{curve.n_events}/{curve.n}", estimate_text(curve.median, 0),
+        rows.append([name, f"{curve.n_events}/{curve.n}", estimate_text(curve.median),
                      "reference" if name == ctx.reference else p_text(logrank)])
     svg = figure_to_svg(step_curves(series, xlabel="D2 training steps",
                                     ylabel="share of seeds that reached τ",

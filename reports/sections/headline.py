@@ -36,6 +36,10 @@ def _row(ctx: ReportContext, scenario: str, name: str) -> list[str]:
         chosen = ctx.results.selected
         match = chosen[(chosen.scenario == scenario) & (chosen.initializer == name)]
         lr = f"{match.learning_rate.iloc[0]:g}" if len(match) else ""
+    elif "learning_rate" in ctx.tidy.columns:
+        rates = ctx.tidy[(ctx.tidy.scenario == scenario)
+                         & (ctx.tidy.initializer == name)].learning_rate.dropna().unique()
+        lr = ", ".join(f"{rate:g}" for rate in sorted(rates))
     row = [name, lr]
     for metric in HEADLINE_METRICS:
         arm = summary(ctx.analysis, scenario, metric, name)

@@ -103,3 +103,11 @@ def test_resume_of_missing_run_is_rejected(tmp_path):
     """Check that --resume on an empty directory explains what is missing."""
     with pytest.raises(FileNotFoundError, match="config.json is missing"):
         RunStore(tmp_path / "nothing").create(_config(), resume=True)
+
+
+def test_resume_takes_stored_settings(tmp_path):
+    """Check that --resume --out DIR alone continues with the stored configuration."""
+    config = _config()
+    RunStore(tmp_path).create(config, resume=False)
+    args = build_parser().parse_args(["run", "--out", str(tmp_path), "--resume"])
+    assert resolve_config(args) == config

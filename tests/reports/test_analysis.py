@@ -300,14 +300,18 @@ def test_analyze_rejects_bad_margin():
 
 
 def test_load_results_csv_ignores_extra_columns(tmp_path):
+    """Check that unknown columns are dropped and learning_rate is kept for the report."""
     table = _table()
     table["learning_rate"] = 0.01
+    table["comment"] = "x"
     path = tmp_path / "results.csv"
     table.to_csv(path, index=False)
 
     loaded = load_results_csv(path)
 
-    assert list(loaded.columns) == ["scenario", "initializer", "seed", "metric", "value"]
+    assert list(loaded.columns) == ["scenario", "initializer", "seed", "metric", "value",
+                                    "learning_rate"]
+    assert (loaded["learning_rate"] == 0.01).all()
     assert len(loaded) == len(table)
 
 
