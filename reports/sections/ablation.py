@@ -293,8 +293,10 @@ def render(ctx: ReportContext) -> Section | None:
             "<code>phi-no-*</code> set one λ to 0; <code>phi-l2x10</code> etc. multiply one λ; "
             "<code>pretrain</code> trains the default-initialized student on D1* for φ's K steps "
             "with φ's optimizer (compute-matched in steps; φ's extra passes and HVPs are in the "
-            "compute columns). Every arm is at its own best validation learning rate. Steps to "
-            "threshold are censored at the budget. The robustness column is the per-seed mean of "
+            "compute columns). Every arm is at its own best validation learning rate. For steps to "
+            "threshold, a seed that never reached τ counts as the step budget, so Δ compares "
+            "restricted mean times (capped at the budget), not the Kaplan–Meier medians of the "
+            "convergence section. The robustness column is the per-seed mean of "
             "every robust/*/accuracy metric; the SD ratio (arm/φ) of test accuracy has a paired "
             "bootstrap CI.</p>")
     markdown_note = ("Each arm against full `phi`, paired by seed: Δ = mean(arm − φ) "
