@@ -52,11 +52,16 @@ def curves_with_bands(series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray
         ax.fill_between(x, low, high, color=color, alpha=0.18, linewidth=0)
     if logx:
         ax.set_xscale("symlog", linthresh=1)
+    return _finish(fig, ax, xlabel, ylabel, title, len(series))
+
+
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str, num_entries: int):
+    """Label the axes, add the title and the legend, and return the tightened figure."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    _legend_outside(ax, len(series))
+    _legend_outside(ax, num_entries)
     fig.tight_layout()
     return fig
 
@@ -98,13 +103,7 @@ def step_curves(series: dict[str, tuple], *, xlabel: str, ylabel: str, title: st
         if len(curve) == 4:
             ax.fill_between(x, curve[2], curve[3], step="post", color=color, alpha=0.12,
                             linewidth=0)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    _legend_outside(ax, len(series))
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel, ylabel, title, len(series))
 
 
 def critical_difference(average_ranks: dict[str, float], cd: float, cliques: list[list[str]],
