@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OPTION_SETTINGS = {"scenario": "scenarios", "init": "initializers", "seeds": "num_seeds",
+                   "chunk_size": "chunk_size", "learning_rates": "learning_rates",
+                   "reference": "reference", "compile_step": "compile_step"}
+"""`bench run` options that replace one RunConfig setting as given (attribute → field)."""
+
+
 def resolve_config(args):
     """Turn `bench run` arguments into a validated RunConfig."""
     import initializers
@@ -149,20 +155,10 @@ def resolve_config(args):
     else:
         config = suite_config(args.suite or "quick", names)
         changes = {"device": args.device or "cpu"}
-    if args.scenario:
-        changes["scenarios"] = args.scenario
-    if args.init:
-        changes["initializers"] = args.init
-    if args.seeds:
-        changes["num_seeds"] = args.seeds
-    if args.chunk_size:
-        changes["chunk_size"] = args.chunk_size
-    if args.learning_rates:
-        changes["learning_rates"] = args.learning_rates
-    if args.reference:
-        changes["reference"] = args.reference
-    if args.compile_step is not None:
-        changes["compile_step"] = args.compile_step
+    for option, setting in OPTION_SETTINGS.items():
+        value = getattr(args, option)
+        if value is not None:
+            changes[setting] = value
     if args.init_option:
         changes["init_options"] = {**config.init_options, **dict(args.init_option)}
     if args.steps:

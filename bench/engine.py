@@ -42,7 +42,7 @@ FUSED_DEVICES = ("cpu", "cuda")
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a network is trained: optimizer, learning rate and the fixed step budget."""
+    """The training recipe: optimizer, learning rate and the fixed step budget."""
 
     optimizer: str = "adam"
     """"adam" or "sgd" (SGD with momentum)."""
@@ -213,7 +213,7 @@ class TrainingLoss:
     """A per-seed term that training adds to the loss: L(w, x, y) + λ(t) · term(w, a, x, y).
 
     This is how a training-time method (e.g. distillation toward the teacher) changes the D2
-    loss. The engine maps `term` over the seed axis together with the weights, so `aux` holds
+    loss. The engine maps `term` over the seed axis together with the weights, so `aux` contains
     per-seed tensors the term needs (e.g. the teacher's weights), each (num_seeds, *shape).
     λ(t) = weight(step, num_steps) is the same for every seed and reaches the mapped function
     as a 0-dim tensor. Steps with λ(t) = 0 run the plain step, so a zero weight trains exactly

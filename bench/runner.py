@@ -1,7 +1,7 @@
 """Run a suite: data → teachers → initializers → seed-parallel training → results store.
 
-Work is split into cells (scenario instance × initializer × learning rate × seed chunk);
-each finished cell is committed to the results database before the next starts.
+Work is split into cells: scenario instance × initializer × learning rate × seed chunk.
+Each finished cell is committed to the results database before the next starts.
 """
 
 from __future__ import annotations

@@ -24,7 +24,9 @@ def test_run_writes_report_and_analyze_reads_it(tmp_path, capsys):
         assert (run_dir / name).exists(), name
 
     html = (report / "index.html").read_text()
-    assert "Methods" in html and "Headline results" in html and "<svg" in html
+    assert "Methods" in html
+    assert "Headline results" in html
+    assert "<svg" in html
     assert not re.search(r"""(src|href)=["']https?://""", html), "external request in report"
     assert "NaN" not in (report / "summary.md").read_text()
 

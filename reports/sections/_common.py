@@ -84,6 +84,18 @@ def p_text(test, alpha: float = 0.05) -> str:
     return f"{test.p_adjusted:.3g}{star}"
 
 
+def mean_rows(ctx, scenario: str, names: list[str], metrics: list[str]) -> list[list[str]]:
+    """Return one row per initializer: its name, then "mean [95% CI]" of each metric."""
+    rows = []
+    for name in names:
+        row = [name]
+        for metric in metrics:
+            arm = summary(ctx.analysis, scenario, metric, name)
+            row.append(estimate_text(arm.mean if arm else None))
+        rows.append(row)
+    return rows
+
+
 def table(rows: list[list], headers: list[str]) -> tuple[str, str]:
     """Render rows as (HTML, Markdown) tables with tabulate."""
     html = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reports.sections import ReportContext, Section
-from reports.sections._common import estimate_text, initializers, label, scenarios, summary, table
+from reports.sections._common import initializers, label, mean_rows, scenarios, table
 
 DIAGNOSTIC_METRICS = ("init/d1_accuracy", "init/teacher_agreement",
                       "init/teacher_logit_max_abs_diff", "init/dead_unit_fraction",
@@ -17,13 +17,7 @@ def render(ctx: ReportContext) -> Section | None:
         return None
     html_parts, markdown_parts = [], []
     for scenario in scenarios(ctx.tidy):
-        rows = []
-        for name in initializers(ctx.tidy, scenario, ctx.reference):
-            row = [name]
-            for metric in present:
-                arm = summary(ctx.analysis, scenario, metric, name)
-                row.append(estimate_text(arm.mean if arm else None))
-            rows.append(row)
+        rows = mean_rows(ctx, scenario, initializers(ctx.tidy, scenario, ctx.reference), present)
         html, markdown = table(rows, ["initializer"] + [label(m) for m in present])
         html_parts.append(f"<h3>{scenario}</h3>\n{html}")
         markdown_parts.append(f"### {scenario}\n\n{markdown}")

@@ -12,8 +12,8 @@ RANKING_METRICS = ("test/accuracy", "test/loss", "test/accuracy_auc")
 
 def render(ctx: ReportContext) -> Section | None:
     analysis = ctx.analysis
-    shown = [m for m in RANKING_METRICS if m in analysis.ranking]
-    if not shown:
+    drawn = [m for m in RANKING_METRICS if m in analysis.ranking]
+    if not drawn:
         if analysis.ranking_note:
             text = f"Not testable: {analysis.ranking_note}"
             return Section("ranking", "Ranking", f"<p class='note'>{text}</p>", text)
@@ -28,7 +28,7 @@ def render(ctx: ReportContext) -> Section | None:
     else:
         intro = "Blocks are scenarios: each initializer's mean over seeds is ranked per scenario."
     html_parts, markdown_parts = [f"<p class='note'>{intro}</p>"], [intro]
-    for metric in shown:
+    for metric in drawn:
         result = analysis.ranking[metric]
         head = label(metric)
         if result.not_testable:

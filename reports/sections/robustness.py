@@ -13,7 +13,7 @@ import numpy as np
 
 from reports.figures import color_for, figure_to_svg
 from reports.sections import ReportContext, Section
-from reports.sections._common import estimate_text, initializers, scenarios, summary, table
+from reports.sections._common import initializers, mean_rows, scenarios, table
 from reports.sections.convergence import mean_band
 
 ROBUST_METRIC = re.compile(
@@ -118,29 +118,15 @@ def _robustness_table(ctx, scenario: str, names: list[str], levels: dict[str, li
     metrics = [CLEAN["accuracy"]] + [_metric_name(kind, level, "accuracy")
                                      for kind, level in middle.items()]
     headers = ["initializer", "clean"] + [f"{kind} @ {level:g}" for kind, level in middle.items()]
-    rows = []
-    for name in names:
-        row = [name]
-        for metric in metrics:
-            arm = summary(ctx.analysis, scenario, metric, name)
-            row.append(estimate_text(arm.mean if arm else None))
-        rows.append(row)
-    html, markdown = table(rows, headers)
-    return html, markdown
+    return table(mean_rows(ctx, scenario, names, metrics), headers)
 
 
 def _sharpness_table(ctx, scenario: str, names: list[str]):
     present = [metric for metric in SHARPNESS_METRICS if metric in set(ctx.tidy.metric)]
     if not present:
         return None
-    rows = []
-    for name in names:
-        row = [name]
-        for metric in present:
-            arm = summary(ctx.analysis, scenario, metric, name)
-            row.append(estimate_text(arm.mean if arm else None))
-        rows.append(row)
-    return table(rows, ["initializer"] + [SHARPNESS_METRICS[metric] for metric in present])
+    return table(mean_rows(ctx, scenario, names, present),
+                 ["initializer"] + [SHARPNESS_METRICS[metric] for metric in present])
 
 
 def _note(ctx: ReportContext) -> str:

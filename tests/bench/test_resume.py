@@ -75,8 +75,8 @@ def test_killed_run_resumes_to_same_numbers(tmp_path):
 
     after = _cells(killed_dir)
     assert len(after) == total
-    kept = after.merge(before, on=["scenario", "initializer", "learning_rate", "chunk"])
-    assert (kept.finished_at_x == kept.finished_at_y).all(), "a finished cell was redone"
+    earlier = after.merge(before, on=["scenario", "initializer", "learning_rate", "chunk"])
+    assert (earlier.finished_at_x == earlier.finished_at_y).all(), "a finished cell was redone"
 
     pd.testing.assert_frame_equal(_metrics(killed_dir), _metrics(reference_dir))
     assert (killed_dir / "report" / "index.html").exists()
